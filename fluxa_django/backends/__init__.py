@@ -1,0 +1,1 @@
+"""Thin seams over the drivers: MySQL, Redis, local cache, ClickHouse, Kafka."""

@@ -1,0 +1,74 @@
+"""Kafka pool over confluent-kafka: admin checks and producing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from fluxa_django.config import KafkaPoolOptions
+from fluxa_django.errors import PoolError
+
+
+class KafkaPool:
+    """Brokers of one Kafka cluster; ``produce_sync`` waits for the broker's ack."""
+
+    def __init__(self, code: str, brokers: list[str], options: KafkaPoolOptions) -> None:
+        self.code = code
+        self.brokers = list(brokers)
+        self.options = options
+        self._producer: Producer | None = None
+
+    def __repr__(self) -> str:
+        return f"<KafkaPool {self.code!r} {','.join(self.brokers)}>"
+
+    def client_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {"bootstrap.servers": ",".join(self.brokers)}
+        if self.options.client_id:
+            conf["client.id"] = self.options.client_id
+        if self.options.sasl_mechanism:
+            conf.update(
+                {
+                    "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": self.options.sasl_mechanism,
+                    "sasl.username": self.options.sasl_user,
+                    "sasl.password": self.options.sasl_password,
+                }
+            )
+        return conf
+
+    def admin(self) -> AdminClient:
+        return AdminClient(self.client_config())
+
+    def connect(self) -> None:
+        try:
+            self.admin().list_topics(timeout=5)
+        except KafkaException as exc:
+            raise PoolError(f"kafka pool {self.code!r} ({','.join(self.brokers)}): cannot connect: {exc}", pool=self.code) from None
+
+    def producer(self) -> Producer:
+        if self._producer is None:
+            conf = self.client_config()
+            conf["acks"] = str(self.options.required_acks)
+            conf["linger.ms"] = self.options.producer_linger_ms
+            if self.options.max_buffered_records:
+                conf["queue.buffering.max.messages"] = self.options.max_buffered_records
+            self._producer = Producer(conf)
+        return self._producer
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, on_delivery: Any = None) -> None:
+        self.producer().produce(topic, value=value, key=key, on_delivery=on_delivery)
+        self.producer().poll(0)
+
+    def produce_sync(self, topic: str, value: bytes, key: bytes | None = None, timeout: float = 10.0) -> None:
+        errors: list[Any] = []
+        self.producer().produce(topic, value=value, key=key, on_delivery=lambda err, _msg: errors.append(err))
+        self.producer().flush(timeout)
+        if not errors or errors[0] is not None:
+            raise PoolError(f"kafka pool {self.code!r}: produce to {topic!r} failed: {errors[:1] or 'timeout'}", pool=self.code)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None

@@ -1,0 +1,278 @@
+"""MySQL pool over mysqlclient: a bounded connection pool plus raw SQL helpers.
+
+``engine.mysql(code)`` returns a ``MySQLPool``. SQL uses ``?`` placeholders
+(see ``fluxa_django.sql``); values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import MySQLdb
+
+from fluxa_django.config import MySQLOptions, MySQLURI
+from fluxa_django.errors import PoolError
+from fluxa_django.sql import bind
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    last_insert_id: int
+    rows_affected: int
+
+
+@dataclass(frozen=True, slots=True)
+class MySQLLimits:
+    """Pool limits derived in ``validate()`` from the options and the server."""
+
+    max_open: int
+    max_idle: int
+    max_lifetime: int  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFeatures:
+    """Capabilities read once from the server (MariaDB and MySQL differ)."""
+
+    version: str
+    mariadb: bool
+
+
+class _Conn:
+    __slots__ = ("born", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.born = time.monotonic()
+
+
+class MySQLPool:
+    """A bounded pool of mysqlclient connections to one database."""
+
+    def __init__(self, code: str, uri: MySQLURI, options: MySQLOptions) -> None:
+        self.code = code
+        self.uri = uri
+        self.options = options
+        self.limits = MySQLLimits(options.max_open_connections or 100, 0, 300)
+        self.features = ServerFeatures("", True)
+        self._idle: list[_Conn] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.limits.max_open)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<MySQLPool {self.code!r} {self.uri.safe}>"
+
+    @property
+    def database(self) -> str:
+        return self.uri.database
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _new_raw(self) -> Any:
+        kwargs: dict[str, Any] = {
+            "user": self.uri.user,
+            "passwd": self.uri.password,
+            "db": self.uri.database,
+            "charset": self.options.default_encoding or "utf8mb4",
+            "autocommit": True,
+            "connect_timeout": 5,
+        }
+        if self.uri.unix_socket:
+            kwargs["unix_socket"] = self.uri.unix_socket
+        else:
+            kwargs["host"], kwargs["port"] = self.uri.host, self.uri.port
+        try:
+            return MySQLdb.connect(**kwargs)
+        except MySQLdb.Error as exc:
+            raise PoolError(
+                f"mysql pool {self.code!r} ({self.uri.safe}): cannot connect: {_describe(exc)}",
+                pool=self.code,
+            ) from None
+
+    def connect(self) -> None:
+        """Open a first connection, read server limits and derive the pool limits."""
+        raw = self._new_raw()
+        try:
+            cur = raw.cursor()
+            cur.execute("SHOW VARIABLES WHERE Variable_name IN ('max_connections','wait_timeout','version')")
+            variables = {name: value for name, value in cur.fetchall()}
+            cur.close()
+        except MySQLdb.Error as exc:
+            raw.close()
+            raise PoolError(f"mysql pool {self.code!r}: {_describe(exc)}", pool=self.code) from None
+        max_connections = int(variables.get("max_connections", 151))
+        wait_timeout = int(variables.get("wait_timeout", 28800))
+        version = str(variables.get("version", ""))
+        opts = self.options
+        max_open = min(opts.max_open_connections or 100, max_connections)
+        max_idle = min(opts.max_idle_connections or max_open, max_open)
+        lifetime = min(opts.conn_max_lifetime or 300, wait_timeout)
+        self.limits = MySQLLimits(max_open, max_idle, lifetime)
+        self.features = ServerFeatures(version, "mariadb" in version.lower())
+        self._slots = threading.BoundedSemaphore(max_open)
+        self._idle = [_Conn(raw)]
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._closed = True
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.raw.close()
+
+    # -- connections ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Borrow a raw mysqlclient connection (autocommit on) for the block."""
+        if not self._slots.acquire(timeout=30):
+            raise PoolError(
+                f"mysql pool {self.code!r}: no free connection after 30s (max {self.limits.max_open})",
+                pool=self.code,
+            )
+        conn: _Conn | None = None
+        try:
+            conn = self._take()
+            yield conn.raw
+        except MySQLdb.OperationalError:
+            if conn is not None:  # the connection may be broken: never reuse it
+                with contextlib.suppress(Exception):
+                    conn.raw.close()
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.release()
+
+    def _take(self) -> _Conn:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return _Conn(self._new_raw())
+            if now - conn.born < self.limits.max_lifetime:
+                return conn
+            with contextlib.suppress(Exception):
+                conn.raw.close()
+
+    def _give_back(self, conn: _Conn) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self.limits.max_idle:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            conn.raw.close()
+
+    # -- raw SQL ---------------------------------------------------------------
+
+    def exec(self, sql: str, *params: Any) -> ExecResult:
+        """Run a statement; returns the last insert id and the affected row count."""
+        query, args = bind(sql, params)
+        with self.connection() as raw:
+            cur = raw.cursor()
+            try:
+                cur.execute(query, args)
+                return ExecResult(int(cur.lastrowid or 0), int(cur.rowcount))
+            finally:
+                cur.close()
+
+    def query(self, sql: str, *params: Any) -> list[Row]:
+        """Run a query and return every row as a tuple."""
+        query, args = bind(sql, params)
+        with self.connection() as raw:
+            cur = raw.cursor()
+            try:
+                cur.execute(query, args)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+
+    def query_row(self, sql: str, *params: Any) -> Row | None:
+        """Run a query and return its first row, or ``None``."""
+        query, args = bind(sql, params)
+        with self.connection() as raw:
+            cur = raw.cursor()
+            try:
+                cur.execute(query, args)
+                row = cur.fetchone()
+                return tuple(row) if row is not None else None
+            finally:
+                cur.close()
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[MySQLTransaction]:
+        """A transaction: commits when the block ends, rolls back on an exception."""
+        with self.connection() as raw:
+            raw.begin()
+            tx = MySQLTransaction(raw)
+            try:
+                yield tx
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+                raise
+            if not tx.finished:
+                raw.commit()
+
+
+class MySQLTransaction:
+    """One open transaction on a borrowed connection (see ``MySQLPool.begin``)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.finished = False
+
+    def exec(self, sql: str, *params: Any) -> ExecResult:
+        query, args = bind(sql, params)
+        cur = self.raw.cursor()
+        try:
+            cur.execute(query, args)
+            return ExecResult(int(cur.lastrowid or 0), int(cur.rowcount))
+        finally:
+            cur.close()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        query, _ = bind(sql, rows[0]) if rows else (sql, None)
+        cur = self.raw.cursor()
+        try:
+            cur.executemany(query, rows)
+            return int(cur.rowcount)
+        finally:
+            cur.close()
+
+    def query(self, sql: str, *params: Any) -> list[Row]:
+        query, args = bind(sql, params)
+        cur = self.raw.cursor()
+        try:
+            cur.execute(query, args)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def commit(self) -> None:
+        if not self.finished:
+            self.raw.commit()
+            self.finished = True
+
+    def rollback(self) -> None:
+        if not self.finished:
+            self.raw.rollback()
+            self.finished = True
+
+
+def _describe(exc: BaseException) -> str:
+    """A driver error as text (mysqlclient errors carry no password)."""
+    args = getattr(exc, "args", ())
+    if len(args) >= 2:
+        return f"({args[0]}) {args[1]}"
+    return str(exc)

@@ -1,0 +1,124 @@
+"""The ``FLUXA`` Django setting -> ``Registry``, and the process-wide ``Engine``.
+
+Building the registry does no network I/O (system checks rely on that);
+``get_engine()`` validates it once per process, lazily and thread-safely.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from fluxa_django.config import ConfigMysql, config_from_yaml
+from fluxa_django.engine import Engine
+from fluxa_django.errors import ConfigError
+from fluxa_django.registry import Registry
+from fluxa_django.schema import Entity
+
+SETTING_KEYS = frozenset({"POOLS", "ENTITIES", "GENERATED_PACKAGE", "ASYNC_FLUSH", "OPTIONS"})
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def fluxa_settings() -> Mapping[str, Any]:
+    from django.conf import settings
+
+    value = getattr(settings, "FLUXA", None)
+    if value is None:
+        raise ConfigError("settings.FLUXA is missing: add a FLUXA dict with at least POOLS")
+    if not isinstance(value, Mapping):
+        raise ConfigError("settings.FLUXA must be a dict")
+    unknown = sorted(set(value) - SETTING_KEYS)
+    if unknown:
+        raise ConfigError(f"settings.FLUXA has an unknown key {unknown[0]!r}")
+    return value
+
+
+def entity_classes(modules: Any) -> list[type[Entity]]:
+    """Every ``Entity`` subclass defined in the named modules, in definition order."""
+    if isinstance(modules, str) or not isinstance(modules, list | tuple):
+        raise ConfigError("settings.FLUXA['ENTITIES'] must be a list of module paths")
+    found: list[type[Entity]] = []
+    for name in modules:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Entity)
+                and value is not Entity
+                and value.__module__ == module.__name__
+                and value not in found
+            ):
+                found.append(value)
+    return found
+
+
+def _alias_uri(pool: str, alias: str) -> str:
+    from django.db import connections
+
+    if alias not in connections.settings:
+        raise ConfigError(f"pool {pool!r}: Django database alias {alias!r} is not in DATABASES")
+    db = connections[alias].settings_dict
+    if "mysql" not in str(db.get("ENGINE", "")):
+        raise ConfigError(f"pool {pool!r}: Django database {alias!r} is not a MySQL database")
+    user = urllib.parse.quote(str(db.get("USER") or "root"), safe="")
+    password = urllib.parse.quote(str(db.get("PASSWORD") or ""), safe="")
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 3306
+    return f"mysql://{user}:{password}@{host}:{port}/{db['NAME']}"
+
+
+def registry_from_settings() -> Registry:
+    """Build the ``Registry`` described by ``settings.FLUXA`` (no network I/O)."""
+    conf = fluxa_settings()
+    config, aliases = config_from_yaml(conf.get("POOLS", {}))
+    for mysql in config.mysql_pools:
+        if mysql.code in aliases:
+            _replace_uri(mysql, _alias_uri(mysql.code, aliases[mysql.code]))
+    async_flush = conf.get("ASYNC_FLUSH")
+    if async_flush is not None:
+        from fluxa_django.config import ConfigAsyncFlush
+
+        if not isinstance(async_flush, Mapping) or "kafka_pool" not in async_flush:
+            raise ConfigError("settings.FLUXA['ASYNC_FLUSH'] must be a dict with 'kafka_pool'")
+        config.async_flush = ConfigAsyncFlush(
+            str(async_flush["kafka_pool"]), int(async_flush.get("topic_partitions", 1))
+        )
+    registry = Registry()
+    registry.init_by_config(config)
+    registry.register_entity(*entity_classes(conf.get("ENTITIES", [])))
+    options = conf.get("OPTIONS", {})
+    if not isinstance(options, Mapping):
+        raise ConfigError("settings.FLUXA['OPTIONS'] must be a dict")
+    for key, value in options.items():
+        registry.set_option(key, value)
+    return registry
+
+
+def _replace_uri(mysql: ConfigMysql, uri: str) -> None:
+    mysql.uri = uri
+
+
+def get_engine() -> Engine:
+    """The validated ``Engine`` built from settings (once per process)."""
+    global _engine
+    engine = _engine
+    if engine is not None:
+        return engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = registry_from_settings().validate()
+        return _engine
+
+
+def reset_engine() -> None:
+    """Close and forget the process engine (tests, settings changes)."""
+    global _engine
+    with _engine_lock:
+        if _engine is not None:
+            _engine.close()
+        _engine = None

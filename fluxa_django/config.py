@@ -1,0 +1,574 @@
+"""Pool options, the ``Config`` dataclasses (the seed's Config struct) and parsers.
+
+Passwords live only in fields declared ``repr=False``; every message built here
+describes a pool by its password-free ``safe`` form.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxa_django.errors import ConfigError
+
+DEFAULT_POOL_CODE = "default"
+
+
+# -- MySQL ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MySQLURI:
+    """A parsed MySQL DSN. ``str()``/``repr()`` never show the password."""
+
+    host: str
+    port: int
+    database: str
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    unix_socket: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def safe(self) -> str:
+        where = f"unix({self.unix_socket})" if self.unix_socket else f"{self.host}:{self.port}"
+        return f"{self.user}@{where}/{self.database}"
+
+    def __str__(self) -> str:
+        return self.safe
+
+
+_GO_DSN = re.compile(
+    r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?"
+    r"(?:(?P<net>tcp|unix)\((?P<addr>[^)]*)\))?"
+    r"/(?P<db>[^?/]*)(?:\?(?P<params>.*))?$"
+)
+
+
+def parse_mysql_uri(uri: str) -> MySQLURI:
+    """Parse the Go DSN form ``user:pass@tcp(host:port)/db`` or ``mysql://user:pass@host:port/db``."""
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError("mysql uri must be a non-empty string")
+    if uri.startswith("mysql://"):
+        parts = urllib.parse.urlsplit(uri)
+        database = parts.path.lstrip("/")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ConfigError("mysql uri has an invalid port") from None
+        host = parts.hostname or "127.0.0.1"
+        user = urllib.parse.unquote(parts.username or "root")
+        password = urllib.parse.unquote(parts.password or "")
+        params = tuple(urllib.parse.parse_qsl(parts.query))
+        socket = None
+    else:
+        # The password may contain '@': split on the last '@' before the network part.
+        head, sep, tail = uri.rpartition("@")
+        candidate = f"{head}{sep}{tail}" if sep else tail
+        match = _GO_DSN.match(candidate) if sep else _GO_DSN.match(tail)
+        if match is None:
+            raise ConfigError("mysql uri is not a DSN of the form user:pass@tcp(host:port)/db")
+        user = match.group("user") or "root"
+        password = match.group("password") or ""
+        if sep and head:
+            user, _, password = head.partition(":")
+        database = match.group("db")
+        params = tuple(urllib.parse.parse_qsl(match.group("params") or ""))
+        net, addr = match.group("net") or "tcp", match.group("addr") or "127.0.0.1:3306"
+        socket = addr if net == "unix" else None
+        host, port = "localhost", 3306
+        if net == "tcp":
+            host, _, port_s = addr.rpartition(":") if ":" in addr else (addr, "", "3306")
+            try:
+                port = int(port_s)
+            except ValueError:
+                raise ConfigError("mysql uri has an invalid port") from None
+    if not database:
+        raise ConfigError(f"mysql uri {user}@{host}:{port} names no database (…/dbname)")
+    return MySQLURI(host, port, database, user or "root", password, socket, params)
+
+
+@dataclass(frozen=True)
+class MySQLOptions:
+    """Options of a MySQL pool (seed ``MySQLOptions``); 0 means "derive from the server"."""
+
+    conn_max_lifetime: int = 0  # seconds
+    max_open_connections: int = 0
+    max_idle_connections: int = 0
+    default_encoding: str = "utf8mb4"
+    default_collate: str = "unicode_520_ci"
+    ignored_tables: tuple[str, ...] = ()
+
+    @property
+    def collation(self) -> str:
+        return f"{self.default_encoding}_{self.default_collate}"
+
+
+# -- Redis ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Options of a Redis pool; sentinel mode when ``sentinels`` is non-empty."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+    master: str = ""
+    sentinels: tuple[str, ...] = ()
+    sentinel_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def parse_redis_address(address: str) -> tuple[str, int | None]:
+    """``host:port`` -> (host, port); a path ending in ``.sock`` -> (path, None)."""
+    if address.endswith(".sock"):
+        return address, None
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"redis address {address!r} must be host:port or /path/to.sock")
+    try:
+        return host, int(port)
+    except ValueError:
+        raise ConfigError(f"redis address {address!r} has an invalid port") from None
+
+
+# -- ClickHouse, Kafka, async flush --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClickhouseOptions:
+    """Options of a ClickHouse pool."""
+
+    max_open_connections: int = 100
+    max_idle_connections: int = 0
+    conn_max_lifetime: int = 300
+
+
+@dataclass(frozen=True)
+class KafkaPoolOptions:
+    """Options of a Kafka pool (seed ``KafkaPoolOptions``)."""
+
+    client_id: str = ""
+    required_acks: int = -1
+    producer_linger_ms: int = 0
+    max_buffered_records: int = 0
+    sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    sasl_user: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ignored_topics: tuple[str, ...] = ()
+    ignored_consumer_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AsyncFlushOptions:
+    """Options of the async flush topic ``_fluxa_async_sql``."""
+
+    topic_partitions: int = 1
+
+
+class KafkaConsumerGroup:
+    """Builder of a consumer group definition: ``KafkaConsumerGroup(name, pool).topics(...)``."""
+
+    def __init__(self, name: str, pool: str = DEFAULT_POOL_CODE) -> None:
+        self.name = name
+        self.pool = pool
+        self.topic_names: tuple[str, ...] = ()
+        self.session_timeout_ms = 0
+        self.rebalance_timeout_ms = 0
+        self.fetch_max_bytes = 0
+        self.auto_commit_interval_ms = 0
+
+    def topics(self, *names: str) -> KafkaConsumerGroup:
+        self.topic_names = (*self.topic_names, *names)
+        return self
+
+    def session_timeout(self, ms: int) -> KafkaConsumerGroup:
+        self.session_timeout_ms = ms
+        return self
+
+    def rebalance_timeout(self, ms: int) -> KafkaConsumerGroup:
+        self.rebalance_timeout_ms = ms
+        return self
+
+    def fetch_max(self, nbytes: int) -> KafkaConsumerGroup:
+        self.fetch_max_bytes = nbytes
+        return self
+
+    def auto_commit_interval(self, ms: int) -> KafkaConsumerGroup:
+        self.auto_commit_interval_ms = ms
+        return self
+
+    def __repr__(self) -> str:
+        return f"KafkaConsumerGroup({self.name!r}, {self.pool!r}, topics={list(self.topic_names)})"
+
+
+class KafkaTopic:
+    """Builder of a desired topic: ``KafkaTopic(name, pool).partitions(6).retention_ms(...)``."""
+
+    def __init__(self, name: str, pool: str = DEFAULT_POOL_CODE) -> None:
+        self.name = name
+        self.pool = pool
+        self.partition_count = 1
+        self.replication = 1
+        self.configs: dict[str, str] = {}
+
+    def partitions(self, n: int) -> KafkaTopic:
+        self.partition_count = n
+        return self
+
+    def replication_factor(self, n: int) -> KafkaTopic:
+        self.replication = n
+        return self
+
+    def config(self, key: str, value: str | int) -> KafkaTopic:
+        self.configs[key] = str(value)
+        return self
+
+    def retention_ms(self, ms: int) -> KafkaTopic:
+        return self.config("retention.ms", ms)
+
+    def retention_bytes(self, n: int) -> KafkaTopic:
+        return self.config("retention.bytes", n)
+
+    def max_message_bytes(self, n: int) -> KafkaTopic:
+        return self.config("max.message.bytes", n)
+
+    def cleanup_policy(self, policy: str) -> KafkaTopic:
+        return self.config("cleanup.policy", policy)
+
+    def min_insync_replicas(self, n: int) -> KafkaTopic:
+        return self.config("min.insync.replicas", n)
+
+    def compression_type(self, kind: str) -> KafkaTopic:
+        return self.config("compression.type", kind)
+
+    def __repr__(self) -> str:
+        return f"KafkaTopic({self.name!r}, {self.pool!r}, partitions={self.partition_count})"
+
+
+# -- Config (the seed's Config struct, snake_case) ------------------------------
+
+
+@dataclass
+class ConfigMysql:
+    code: str
+    uri: str = field(repr=False)
+    conn_max_lifetime: int = 0
+    max_open_connections: int = 0
+    max_idle_connections: int = 0
+    default_encoding: str = ""
+    default_collate: str = ""
+    ignored_tables: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConfigRedis:
+    code: str
+    uri: str
+    database: int = 0
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass
+class ConfigRedisSentinel:
+    code: str
+    master_name: str
+    database: int = 0
+    sentinels: list[str] = field(default_factory=list)
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass
+class ConfigLocalCache:
+    code: str
+    limit: int = 0
+
+
+@dataclass
+class ConfigClickhouse:
+    code: str
+    uri: str = field(repr=False)
+    conn_max_lifetime: int = 0
+    max_open_connections: int = 0
+    max_idle_connections: int = 0
+
+
+@dataclass
+class ConfigKafkaConsumerGroup:
+    name: str
+    topics: list[str] = field(default_factory=list)
+    session_timeout_ms: int = 0
+    rebalance_timeout_ms: int = 0
+    fetch_max_bytes: int = 0
+    auto_commit_interval_ms: int = 0
+
+
+@dataclass
+class ConfigKafkaTopic:
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ConfigKafka:
+    code: str
+    brokers: list[str]
+    client_id: str = ""
+    required_acks: int = -1
+    producer_linger_ms: int = 0
+    max_buffered_records: int = 0
+    sasl_mechanism: str = ""
+    sasl_user: str = ""
+    sasl_password: str = field(default="", repr=False)
+    consumer_groups: list[ConfigKafkaConsumerGroup] = field(default_factory=list)
+    ignored_topics: list[str] = field(default_factory=list)
+    ignored_consumer_groups: list[str] = field(default_factory=list)
+    topics: list[ConfigKafkaTopic] = field(default_factory=list)
+
+
+@dataclass
+class ConfigAsyncFlush:
+    kafka_pool: str
+    topic_partitions: int = 1
+
+
+@dataclass
+class Config:
+    """Every pool of an application, one list per kind (the seed's Config struct)."""
+
+    mysql_pools: list[ConfigMysql] = field(default_factory=list)
+    redis_pools: list[ConfigRedis] = field(default_factory=list)
+    redis_sentinel_pools: list[ConfigRedisSentinel] = field(default_factory=list)
+    local_cache_pools: list[ConfigLocalCache] = field(default_factory=list)
+    clickhouse_pools: list[ConfigClickhouse] = field(default_factory=list)
+    kafka_pools: list[ConfigKafka] = field(default_factory=list)
+    async_flush: ConfigAsyncFlush | None = None
+
+
+# -- YAML-shaped dict -> Config -------------------------------------------------
+
+
+def snake(key: str) -> str:
+    """``maxOpenConnections`` -> ``max_open_connections`` (snake_case keys pass through)."""
+    out = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+    return {"client_i_d": "client_id", "client_id": "client_id"}.get(out, out)
+
+
+class _Reader:
+    """Typed access to one mapping of the YAML config, with errors naming the pool and key."""
+
+    def __init__(self, pool: str, section: str, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"pool {pool!r}: {section} must be a mapping")
+        self.pool, self.section = pool, section
+        self.data = {snake(str(k)): v for k, v in data.items()}
+
+    def _bad(self, key: str, want: str) -> ConfigError:
+        return ConfigError(f"pool {self.pool!r}: {self.section}.{key} must be {want}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        unknown = sorted(set(self.data) - allowed)
+        if unknown:
+            raise ConfigError(f"pool {self.pool!r}: unknown key {self.section}.{unknown[0]}")
+
+    def str(self, key: str, default: str = "", *, required: bool = False) -> str:
+        value = self.data.get(key, None)
+        if value is None:
+            if required:
+                raise ConfigError(f"pool {self.pool!r}: {self.section}.{key} is required")
+            return default
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def int(self, key: str, default: int = 0) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            raise self._bad(key, "an integer")
+        return value
+
+    def strs(self, key: str) -> list[str]:
+        value = self.data.get(key, [])
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
+            isinstance(v, str) for v in value
+        ):
+            raise self._bad(key, "a list of strings")
+        return list(value)
+
+
+_MYSQL_KEYS = {
+    "uri",
+    "database",
+    "conn_max_lifetime",
+    "max_open_connections",
+    "max_idle_connections",
+    "default_encoding",
+    "default_collate",
+    "ignored_tables",
+}
+_POOL_KINDS = {"mysql", "redis", "sentinel", "local_cache", "clickhouse", "kafka"}
+
+
+def parse_redis_uri(pool: str, value: str) -> ConfigRedis:
+    """``host:port:db?user=&password=`` (or ``/path.sock:db``) -> ``ConfigRedis``."""
+    if not isinstance(value, str):
+        raise ConfigError(f"pool {pool!r}: redis must be a string host:port:db")
+    main, _, query = value.partition("?")
+    creds = dict(urllib.parse.parse_qsl(query))
+    address, sep, db = main.rpartition(":")
+    if not sep or not db.isdigit() or not address:
+        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {main!r}")
+    if ":" not in address and not address.endswith(".sock"):
+        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {main!r}")
+    return ConfigRedis(pool, address, int(db), creds.get("user", ""), creds.get("password", ""))
+
+
+def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
+    """Parse the seed's YAML shape (already loaded into a dict).
+
+    Returns the Config plus, per pool, the Django database alias named by
+    ``mysql: {database: alias}`` (resolved by the Django glue, not here).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("the pool configuration must be a mapping of pool code -> pool")
+    config = Config()
+    aliases: dict[str, str] = {}
+    for pool, spec in data.items():
+        if not isinstance(pool, str) or not pool:
+            raise ConfigError(f"pool code {pool!r} must be a non-empty string")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"pool {pool!r} must be a mapping")
+        unknown = sorted(set(spec) - _POOL_KINDS)
+        if unknown:
+            raise ConfigError(f"pool {pool!r}: unknown pool kind {unknown[0]!r}")
+        if "mysql" in spec:
+            r = _Reader(pool, "mysql", spec["mysql"])
+            r.check_keys(_MYSQL_KEYS)
+            if "database" in r.data:
+                aliases[pool] = r.str("database", required=True)
+            uri = r.str("uri", required=pool not in aliases)
+            config.mysql_pools.append(
+                ConfigMysql(
+                    pool,
+                    uri,
+                    conn_max_lifetime=r.int("conn_max_lifetime"),
+                    max_open_connections=r.int("max_open_connections"),
+                    max_idle_connections=r.int("max_idle_connections"),
+                    default_encoding=r.str("default_encoding"),
+                    default_collate=r.str("default_collate"),
+                    ignored_tables=r.strs("ignored_tables"),
+                )
+            )
+        if "redis" in spec:
+            config.redis_pools.append(parse_redis_uri(pool, spec["redis"]))
+        if "sentinel" in spec:
+            config.redis_sentinel_pools.append(_parse_sentinel(pool, spec["sentinel"]))
+        if "local_cache" in spec:
+            limit = spec["local_cache"]
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ConfigError(f"pool {pool!r}: local_cache must be a non-negative integer")
+            config.local_cache_pools.append(ConfigLocalCache(pool, limit))
+        if "clickhouse" in spec:
+            r = _Reader(pool, "clickhouse", spec["clickhouse"])
+            r.check_keys({"uri", "conn_max_lifetime", "max_open_connections", "max_idle_connections"})
+            config.clickhouse_pools.append(
+                ConfigClickhouse(
+                    pool,
+                    r.str("uri", required=True),
+                    conn_max_lifetime=r.int("conn_max_lifetime"),
+                    max_open_connections=r.int("max_open_connections"),
+                    max_idle_connections=r.int("max_idle_connections"),
+                )
+            )
+        if "kafka" in spec:
+            config.kafka_pools.append(_parse_kafka(pool, spec["kafka"]))
+    return config, aliases
+
+
+def _parse_sentinel(pool: str, value: Any) -> ConfigRedisSentinel:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise ConfigError(f"pool {pool!r}: sentinel must be a mapping {{'master[:db]': [addresses]}}")
+    ((key, addresses),) = value.items()
+    main, _, query = str(key).partition("?")
+    creds = dict(urllib.parse.parse_qsl(query))
+    master, _, db = main.partition(":")
+    if not master or (db and not db.isdigit()):
+        raise ConfigError(f"pool {pool!r}: sentinel key must be master[:db], got {main!r}")
+    if isinstance(addresses, str) or not isinstance(addresses, list | tuple) or not addresses:
+        raise ConfigError(f"pool {pool!r}: sentinel needs a list of sentinel addresses")
+    return ConfigRedisSentinel(
+        pool, master, int(db or 0), [str(a) for a in addresses], creds.get("user", ""), creds.get("password", "")
+    )
+
+
+def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
+    r = _Reader(pool, "kafka", value)
+    r.check_keys(
+        {
+            "brokers",
+            "client_id",
+            "required_acks",
+            "producer_linger_ms",
+            "max_buffered_records",
+            "sasl_mechanism",
+            "sasl_user",
+            "sasl_password",
+            "consumer_groups",
+            "ignored_topics",
+            "ignored_consumer_groups",
+            "topics",
+        }
+    )
+    brokers = r.strs("brokers")
+    if not brokers:
+        raise ConfigError(f"pool {pool!r}: kafka.brokers must list at least one broker")
+    groups = []
+    for i, item in enumerate(r.data.get("consumer_groups", []) or []):
+        g = _Reader(pool, f"kafka.consumer_groups[{i}]", item)
+        groups.append(
+            ConfigKafkaConsumerGroup(
+                g.str("name", required=True),
+                g.strs("topics"),
+                g.int("session_timeout_ms"),
+                g.int("rebalance_timeout_ms"),
+                g.int("fetch_max_bytes"),
+                g.int("auto_commit_interval_ms"),
+            )
+        )
+    topics = []
+    for i, item in enumerate(r.data.get("topics", []) or []):
+        t = _Reader(pool, f"kafka.topics[{i}]", item)
+        configs = t.data.get("configs", {}) or {}
+        if not isinstance(configs, Mapping):
+            raise ConfigError(f"pool {pool!r}: kafka.topics[{i}].configs must be a mapping")
+        topics.append(
+            ConfigKafkaTopic(
+                t.str("name", required=True),
+                t.int("partitions", 1),
+                t.int("replication_factor", 1),
+                {str(k): str(v) for k, v in configs.items()},
+            )
+        )
+    return ConfigKafka(
+        pool,
+        brokers,
+        client_id=r.str("client_id"),
+        required_acks=r.int("required_acks", -1),
+        producer_linger_ms=r.int("producer_linger_ms"),
+        max_buffered_records=r.int("max_buffered_records"),
+        sasl_mechanism=r.str("sasl_mechanism"),
+        sasl_user=r.str("sasl_user"),
+        sasl_password=r.str("sasl_password"),
+        consumer_groups=groups,
+        ignored_topics=r.strs("ignored_topics"),
+        ignored_consumer_groups=r.strs("ignored_consumer_groups"),
+        topics=topics,
+    )

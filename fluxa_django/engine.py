@@ -1,0 +1,100 @@
+"""``Engine``: the validated, immutable runtime entry point built by ``Registry.validate()``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from fluxa_django.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.clickhouse import ClickhousePool
+    from fluxa_django.backends.kafka import KafkaPool
+    from fluxa_django.backends.localcache import LocalCache
+    from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.backends.redis import RedisPool
+    from fluxa_django.registry import Registry
+    from fluxa_django.schema import Entity, EntitySchema
+
+
+class Engine:
+    """Connected pools plus the resolved entity schemas. Create one per process."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        schemas: Mapping[type[Entity], EntitySchema],
+        mysql: Mapping[str, MySQLPool],
+        redis: Mapping[str, RedisPool],
+        local: Mapping[str, LocalCache],
+        clickhouse: Mapping[str, ClickhousePool],
+        kafka: Mapping[str, KafkaPool],
+    ) -> None:
+        self.registry = registry
+        self.schemas: Mapping[type[Entity], EntitySchema] = MappingProxyType(dict(schemas))
+        self._by_name = {s.name: s for s in schemas.values()}
+        self._mysql = MappingProxyType(dict(mysql))
+        self._redis = MappingProxyType(dict(redis))
+        self._local = MappingProxyType(dict(local))
+        self._clickhouse = MappingProxyType(dict(clickhouse))
+        self._kafka = MappingProxyType(dict(kafka))
+        self._options = MappingProxyType(copy.copy(registry.options))
+
+    def __repr__(self) -> str:
+        return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self._options.get(key, default)
+
+    def schema(self, entity: type[Entity] | str) -> EntitySchema:
+        if isinstance(entity, str):
+            found = self._by_name.get(entity)
+        else:
+            found = self.schemas.get(entity)
+        if found is None:
+            name = entity if isinstance(entity, str) else entity.__name__
+            raise ConfigError(f"entity {name} is not registered")
+        return found
+
+    @staticmethod
+    def _pool(kind: str, pools: Mapping[str, Any], code: str) -> Any:
+        try:
+            return pools[code]
+        except KeyError:
+            raise ConfigError(f"{kind} pool {code!r} is not registered") from None
+
+    def mysql(self, code: str = "default") -> MySQLPool:
+        pool: MySQLPool = self._pool("mysql", self._mysql, code)
+        return pool
+
+    def redis(self, code: str = "default") -> RedisPool:
+        pool: RedisPool = self._pool("redis", self._redis, code)
+        return pool
+
+    def local_cache(self, code: str = "default") -> LocalCache:
+        pool: LocalCache = self._pool("local cache", self._local, code)
+        return pool
+
+    def clickhouse(self, code: str = "default") -> ClickhousePool:
+        pool: ClickhousePool = self._pool("clickhouse", self._clickhouse, code)
+        return pool
+
+    def kafka(self, code: str = "default") -> KafkaPool:
+        pool: KafkaPool = self._pool("kafka", self._kafka, code)
+        return pool
+
+    @property
+    def mysql_pools(self) -> Mapping[str, MySQLPool]:
+        return self._mysql
+
+    @property
+    def redis_pools(self) -> Mapping[str, RedisPool]:
+        return self._redis
+
+    def close(self) -> None:
+        """Close every pool (tests and management commands call this)."""
+        for pools in (self._mysql, self._redis, self._clickhouse, self._kafka):
+            for pool in pools.values():
+                pool.close()

@@ -1,0 +1,356 @@
+"""``Registry``: collects pools, entities and options, then ``validate()`` -> ``Engine``.
+
+``check()`` runs every definition rule without network I/O (system checks and
+code generation use it); ``validate()`` also connects to every pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fluxa_django.config import (
+    DEFAULT_POOL_CODE,
+    AsyncFlushOptions,
+    ClickhouseOptions,
+    Config,
+    KafkaConsumerGroup,
+    KafkaPoolOptions,
+    KafkaTopic,
+    MySQLOptions,
+    MySQLURI,
+    RedisOptions,
+    config_from_yaml,
+    parse_mysql_uri,
+    parse_redis_address,
+)
+from fluxa_django.errors import ConfigError, DefinitionError, DefinitionErrors, PoolError
+from fluxa_django.schema import Entity, EntitySchema, PoolCatalog, SchemaBuilder, TableOptions
+
+log = logging.getLogger("fluxa_django")
+
+
+@dataclass(frozen=True)
+class MySQLPoolConfig:
+    code: str
+    uri: MySQLURI
+    options: MySQLOptions
+
+
+@dataclass(frozen=True)
+class RedisPoolConfig:
+    code: str
+    address: str
+    db: int
+    options: RedisOptions
+
+
+@dataclass(frozen=True)
+class ClickhousePoolConfig:
+    code: str
+    uri: str
+    options: ClickhouseOptions
+
+    def __repr__(self) -> str:
+        from fluxa_django.backends.clickhouse import safe_clickhouse_uri
+
+        return f"ClickhousePoolConfig(code={self.code!r}, uri={safe_clickhouse_uri(self.uri)!r})"
+
+
+@dataclass(frozen=True)
+class KafkaPoolConfig:
+    code: str
+    brokers: tuple[str, ...]
+    options: KafkaPoolOptions
+
+
+class Registry:
+    """Pools, entities and options of one application, before validation."""
+
+    def __init__(self) -> None:
+        self.mysql_pools: dict[str, MySQLPoolConfig] = {}
+        self.redis_pools: dict[str, RedisPoolConfig] = {}
+        self.local_cache_pools: dict[str, int] = {}
+        self.clickhouse_pools: dict[str, ClickhousePoolConfig] = {}
+        self.kafka_pools: dict[str, KafkaPoolConfig] = {}
+        self.kafka_consumer_groups: dict[str, KafkaConsumerGroup] = {}
+        self.kafka_topics: dict[tuple[str, str], KafkaTopic] = {}
+        self.debezium_connect_urls: dict[str, str] = {}
+        self.async_flush: tuple[str, AsyncFlushOptions] | None = None
+        self.entities: list[type[Entity]] = []
+        self.options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Registry mysql={sorted(self.mysql_pools)} redis={sorted(self.redis_pools)} "
+            f"entities={[e.__name__ for e in self.entities]}>"
+        )
+
+    # -- pools ----------------------------------------------------------------
+
+    def register_mysql(self, uri: str, code: str = DEFAULT_POOL_CODE, options: MySQLOptions | None = None) -> None:
+        _check_code(code)
+        opts = options or MySQLOptions()
+        opts = replace(
+            opts,
+            default_encoding=opts.default_encoding or "utf8mb4",
+            default_collate=opts.default_collate or "unicode_520_ci",
+        )
+        try:
+            parsed = parse_mysql_uri(uri)
+        except ConfigError as exc:
+            raise ConfigError(f"mysql pool {code!r}: {exc}") from None
+        self.mysql_pools[code] = MySQLPoolConfig(code, parsed, opts)
+
+    def register_redis(
+        self, address: str, db: int = 0, code: str = DEFAULT_POOL_CODE, options: RedisOptions | None = None
+    ) -> None:
+        _check_code(code)
+        opts = options or RedisOptions()
+        if not opts.sentinels:
+            try:
+                parse_redis_address(address)
+            except ConfigError as exc:
+                raise ConfigError(f"redis pool {code!r}: {exc}") from None
+        if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db <= 15:
+            raise ConfigError(f"redis pool {code!r}: database must be 0..15, got {db!r}")
+        self.redis_pools[code] = RedisPoolConfig(code, address, db, opts)
+
+    def register_local_cache(self, code: str = DEFAULT_POOL_CODE, limit: int = 0) -> None:
+        _check_code(code)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ConfigError(f"local cache pool {code!r}: limit must be a non-negative integer")
+        self.local_cache_pools[code] = limit
+
+    def register_clickhouse(self, uri: str, code: str = DEFAULT_POOL_CODE, options: ClickhouseOptions | None = None) -> None:
+        _check_code(code)
+        if not isinstance(uri, str) or not uri.startswith(("clickhouse://", "clickhouses://")):
+            raise ConfigError(f"clickhouse pool {code!r}: uri must start with clickhouse://")
+        self.clickhouse_pools[code] = ClickhousePoolConfig(code, uri, options or ClickhouseOptions())
+
+    def register_kafka(self, brokers: list[str], code: str = DEFAULT_POOL_CODE, options: KafkaPoolOptions | None = None) -> None:
+        _check_code(code)
+        if isinstance(brokers, str) or not brokers or not all(isinstance(b, str) and b for b in brokers):
+            raise ConfigError(f"kafka pool {code!r}: brokers must be a non-empty list of host:port")
+        self.kafka_pools[code] = KafkaPoolConfig(code, tuple(brokers), options or KafkaPoolOptions())
+
+    def register_kafka_consumer_group(self, group: KafkaConsumerGroup) -> None:
+        self.kafka_consumer_groups[group.name] = group
+
+    def register_kafka_topic(self, topic: KafkaTopic) -> None:
+        self.kafka_topics[(topic.pool, topic.name)] = topic
+
+    def register_debezium_connect_url(self, url: str, kafka_pool: str = DEFAULT_POOL_CODE) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"debezium connect url for kafka pool {kafka_pool!r} must be http(s)://")
+        self.debezium_connect_urls[kafka_pool] = url
+
+    def register_async_flush(self, kafka_pool: str, options: AsyncFlushOptions | None = None) -> None:
+        self.async_flush = (kafka_pool, options or AsyncFlushOptions())
+
+    def register_entity(self, *classes: type[Entity]) -> None:
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, Entity)) or cls is Entity:
+                raise ConfigError(f"{cls!r} is not an Entity subclass")
+            if cls not in self.entities:
+                self.entities.append(cls)
+
+    # -- bulk configuration -----------------------------------------------------
+
+    def init_by_config(self, config: Config) -> None:
+        """Register every pool of a ``Config`` (the seed's Config struct)."""
+        for m in config.mysql_pools:
+            self.register_mysql(
+                m.uri,
+                m.code,
+                MySQLOptions(
+                    conn_max_lifetime=m.conn_max_lifetime,
+                    max_open_connections=m.max_open_connections,
+                    max_idle_connections=m.max_idle_connections,
+                    default_encoding=m.default_encoding,
+                    default_collate=m.default_collate,
+                    ignored_tables=tuple(m.ignored_tables),
+                ),
+            )
+        for r in config.redis_pools:
+            self.register_redis(r.uri, r.database, r.code, RedisOptions(user=r.user, password=r.password))
+        for s in config.redis_sentinel_pools:
+            self.register_redis(
+                "",
+                s.database,
+                s.code,
+                RedisOptions(user=s.user, password=s.password, master=s.master_name, sentinels=tuple(s.sentinels)),
+            )
+        for lc in config.local_cache_pools:
+            self.register_local_cache(lc.code, lc.limit)
+        for c in config.clickhouse_pools:
+            self.register_clickhouse(
+                c.uri,
+                c.code,
+                ClickhouseOptions(
+                    max_open_connections=c.max_open_connections or 100,
+                    max_idle_connections=c.max_idle_connections,
+                    conn_max_lifetime=c.conn_max_lifetime or 300,
+                ),
+            )
+        for k in config.kafka_pools:
+            self.register_kafka(
+                k.brokers,
+                k.code,
+                KafkaPoolOptions(
+                    client_id=k.client_id,
+                    required_acks=k.required_acks,
+                    producer_linger_ms=k.producer_linger_ms,
+                    max_buffered_records=k.max_buffered_records,
+                    sasl_mechanism=k.sasl_mechanism,
+                    sasl_user=k.sasl_user,
+                    sasl_password=k.sasl_password,
+                    ignored_topics=tuple(k.ignored_topics),
+                    ignored_consumer_groups=tuple(k.ignored_consumer_groups),
+                ),
+            )
+            for g in k.consumer_groups:
+                group = KafkaConsumerGroup(g.name, k.code).topics(*g.topics)
+                group.session_timeout_ms = g.session_timeout_ms
+                group.rebalance_timeout_ms = g.rebalance_timeout_ms
+                group.fetch_max_bytes = g.fetch_max_bytes
+                group.auto_commit_interval_ms = g.auto_commit_interval_ms
+                self.register_kafka_consumer_group(group)
+            for t in k.topics:
+                topic = KafkaTopic(t.name, k.code).partitions(t.partitions).replication_factor(t.replication_factor)
+                for key, value in t.configs.items():
+                    topic.config(key, value)
+                self.register_kafka_topic(topic)
+        if config.async_flush is not None:
+            self.register_async_flush(
+                config.async_flush.kafka_pool, AsyncFlushOptions(topic_partitions=config.async_flush.topic_partitions)
+            )
+
+    def init_by_yaml(self, data: Mapping[str, Any]) -> None:
+        """Register the pools of the seed's YAML format (a dict already loaded)."""
+        config, aliases = config_from_yaml(data)
+        if aliases:
+            pool = sorted(aliases)[0]
+            raise ConfigError(
+                f"pool {pool!r}: mysql.database names a Django database alias; "
+                "only the FLUXA setting resolves aliases, use mysql.uri here"
+            )
+        self.init_by_config(config)
+
+    def set_option(self, key: str, value: Any) -> None:
+        self.options[key] = value
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+    # -- validation ---------------------------------------------------------------
+
+    def pool_catalog(self) -> PoolCatalog:
+        return PoolCatalog(
+            mysql={
+                code: TableOptions(p.options.default_encoding, p.options.collation) for code, p in self.mysql_pools.items()
+            },
+            redis=frozenset(self.redis_pools),
+            local_cache=frozenset(self.local_cache_pools),
+            kafka=frozenset(self.kafka_pools),
+        )
+
+    def check(self) -> list[DefinitionError]:
+        """Every definition problem, without connecting to anything."""
+        builder = SchemaBuilder(self.entities, self.pool_catalog())
+        builder.build()
+        errors = list(builder.errors)
+        errors.extend(self._check_pool_links())
+        return errors
+
+    def _check_pool_links(self) -> list[DefinitionError]:
+        errors: list[DefinitionError] = []
+
+        def missing(what: str, code: str) -> None:
+            errors.append(DefinitionError(f"{what} names kafka pool {code!r}, which is not registered", code="E027"))
+
+        if self.async_flush is not None and self.async_flush[0] not in self.kafka_pools:
+            missing("async flush", self.async_flush[0])
+        for group in self.kafka_consumer_groups.values():
+            if group.pool not in self.kafka_pools:
+                missing(f"consumer group {group.name!r}", group.pool)
+        for pool, name in self.kafka_topics:
+            if pool not in self.kafka_pools:
+                missing(f"topic {name!r}", pool)
+        for pool in self.debezium_connect_urls:
+            if pool not in self.kafka_pools:
+                missing("debezium connect url", pool)
+        return errors
+
+    def build_schemas(self) -> dict[type[Entity], EntitySchema]:
+        builder = SchemaBuilder(self.entities, self.pool_catalog())
+        schemas = builder.build()
+        errors = builder.errors + self._check_pool_links()
+        if errors:
+            raise DefinitionErrors(errors)
+        return schemas
+
+    def validate(self) -> Engine:
+        """Check every definition, connect to every pool and return the ``Engine``."""
+        from fluxa_django.backends.clickhouse import ClickhousePool
+        from fluxa_django.backends.kafka import KafkaPool
+        from fluxa_django.backends.localcache import LocalCache
+        from fluxa_django.backends.mysql import MySQLPool
+        from fluxa_django.backends.redis import RedisPool
+        from fluxa_django.engine import Engine
+
+        schemas = self.build_schemas()
+        opened: list[Any] = []
+        try:
+            mysql = {}
+            for code, m in self.mysql_pools.items():
+                pool = MySQLPool(code, m.uri, m.options)
+                pool.connect()
+                opened.append(pool)
+                mysql[code] = pool
+            redis = {}
+            for code, r in self.redis_pools.items():
+                rpool = RedisPool(code, r.address, r.db, r.options)
+                opened.append(rpool)
+                rpool.connect()
+                redis[code] = rpool
+            for schema in schemas.values():
+                if schema.redis_search and not redis[schema.redis_search].features.has_search:
+                    raise PoolError(
+                        f"redis pool {schema.redis_search!r} has no search module, "
+                        f"which entity {schema.name} needs for its searchable fields",
+                        pool=schema.redis_search,
+                    )
+            clickhouse = {}
+            for code, c in self.clickhouse_pools.items():
+                cpool = ClickhousePool(code, c.uri, c.options)
+                cpool.connect()
+                opened.append(cpool)
+                clickhouse[code] = cpool
+            kafka = {}
+            for code, k in self.kafka_pools.items():
+                kpool = KafkaPool(code, list(k.brokers), k.options)
+                kpool.connect()
+                opened.append(kpool)
+                kafka[code] = kpool
+        except BaseException:
+            for pool in opened:
+                with contextlib.suppress(Exception):
+                    pool.close()
+            raise
+        local = {code: LocalCache(code, limit) for code, limit in self.local_cache_pools.items()}
+        log.info(
+            "fluxa engine ready: %d entities, mysql=%s redis=%s",
+            len(schemas),
+            sorted(mysql),
+            sorted(redis),
+        )
+        return Engine(self, schemas, mysql, redis, local, clickhouse, kafka)
+
+
+def _check_code(code: str) -> None:
+    if not isinstance(code, str) or not code:
+        raise ConfigError(f"pool code {code!r} must be a non-empty string")
