@@ -1,0 +1,1 @@
+"""pytest support for projects using fluxa_django (auto-registered plugin)."""

@@ -1,0 +1,36 @@
+"""Django settings for the test suite."""
+
+from __future__ import annotations
+
+from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS
+
+SECRET_KEY = "fluxa-tests-not-secret"
+DEBUG = False
+USE_TZ = False
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "fluxa_django",
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "fluxa_django_tests",
+        "USER": "root",
+        "PASSWORD": "",
+        "HOST": MYSQL_HOST,
+        "PORT": str(MYSQL_PORT),
+        "TEST": {"NAME": "test_fluxa_django_tests", "CHARSET": "utf8mb4"},
+    }
+}
+FLUXA = {
+    "POOLS": {
+        "default": {
+            "mysql": {"database": "default"},
+            "redis": f"{REDIS_ADDRESS}:0",
+            "local_cache": 1000,
+        },
+    },
+    "ENTITIES": ["tests.entities"],
+    "OPTIONS": {"app_name": "fluxa-tests"},
+}
