@@ -6,6 +6,7 @@ internal and may change.
 
 from __future__ import annotations
 
+from fluxa_django.conf import get_engine
 from fluxa_django.config import (
     DEFAULT_POOL_CODE,
     AsyncFlushOptions,
@@ -26,7 +27,6 @@ from fluxa_django.config import (
     MySQLOptions,
     RedisOptions,
 )
-from fluxa_django.conf import get_engine
 from fluxa_django.engine import Engine
 from fluxa_django.errors import (
     ConfigError,
@@ -36,9 +36,9 @@ from fluxa_django.errors import (
     FluxaError,
     PoolError,
 )
+from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint32, uint64
 from fluxa_django.registry import Registry
 from fluxa_django.schema import Entity, EntitySchema, Reference, References, field
-from fluxa_django.types import int8, int16, int32, int64, uint8, uint16, uint32, uint64
 
 __all__ = [
     "DEFAULT_POOL_CODE",
@@ -67,9 +67,9 @@ __all__ = [
     "KafkaTopic",
     "MySQLOptions",
     "PoolError",
+    "RedisOptions",
     "Reference",
     "References",
-    "RedisOptions",
     "Registry",
     "field",
     "get_engine",

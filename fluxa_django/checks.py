@@ -21,10 +21,11 @@ def check_fluxa(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     try:
         registry = registry_from_settings()
     except ConfigError as exc:
-        return [Error(str(exc), hint="See docs/settings.md for the FLUXA setting.", id="fluxa.E001")]
+        return [
+            Error(str(exc), hint="See docs/settings.md for the FLUXA setting.", id="fluxa.E001")
+        ]
     except ImportError as exc:
         return [Error(f"an entity module cannot be imported: {exc}", id="fluxa.E002")]
     return [
-        Error(str(err), obj=err.entity or None, id=f"fluxa.{err.code}")
-        for err in registry.check()
+        Error(str(err), obj=err.entity or None, id=f"fluxa.{err.code}") for err in registry.check()
     ]

@@ -377,7 +377,7 @@ class _Reader:
         if unknown:
             raise ConfigError(f"pool {self.pool!r}: unknown key {self.section}.{unknown[0]}")
 
-    def str(self, key: str, default: str = "", *, required: bool = False) -> str:
+    def text(self, key: str, default: str = "", *, required: bool = False) -> str:
         value = self.data.get(key, None)
         if value is None:
             if required:
@@ -387,7 +387,7 @@ class _Reader:
             raise self._bad(key, "a string")
         return value
 
-    def int(self, key: str, default: int = 0) -> int:
+    def integer(self, key: str, default: int = 0) -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -395,10 +395,12 @@ class _Reader:
             raise self._bad(key, "an integer")
         return value
 
-    def strs(self, key: str) -> list[str]:
+    def texts(self, key: str) -> list[str]:
         value = self.data.get(key, [])
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
-            isinstance(v, str) for v in value
+        if (
+            isinstance(value, str)
+            or not isinstance(value, list | tuple)
+            or not all(isinstance(v, str) for v in value)
         ):
             raise self._bad(key, "a list of strings")
         return list(value)
@@ -453,18 +455,18 @@ def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
             r = _Reader(pool, "mysql", spec["mysql"])
             r.check_keys(_MYSQL_KEYS)
             if "database" in r.data:
-                aliases[pool] = r.str("database", required=True)
-            uri = r.str("uri", required=pool not in aliases)
+                aliases[pool] = r.text("database", required=True)
+            uri = r.text("uri", required=pool not in aliases)
             config.mysql_pools.append(
                 ConfigMysql(
                     pool,
                     uri,
-                    conn_max_lifetime=r.int("conn_max_lifetime"),
-                    max_open_connections=r.int("max_open_connections"),
-                    max_idle_connections=r.int("max_idle_connections"),
-                    default_encoding=r.str("default_encoding"),
-                    default_collate=r.str("default_collate"),
-                    ignored_tables=r.strs("ignored_tables"),
+                    conn_max_lifetime=r.integer("conn_max_lifetime"),
+                    max_open_connections=r.integer("max_open_connections"),
+                    max_idle_connections=r.integer("max_idle_connections"),
+                    default_encoding=r.text("default_encoding"),
+                    default_collate=r.text("default_collate"),
+                    ignored_tables=r.texts("ignored_tables"),
                 )
             )
         if "redis" in spec:
@@ -478,14 +480,16 @@ def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
             config.local_cache_pools.append(ConfigLocalCache(pool, limit))
         if "clickhouse" in spec:
             r = _Reader(pool, "clickhouse", spec["clickhouse"])
-            r.check_keys({"uri", "conn_max_lifetime", "max_open_connections", "max_idle_connections"})
+            r.check_keys(
+                {"uri", "conn_max_lifetime", "max_open_connections", "max_idle_connections"}
+            )
             config.clickhouse_pools.append(
                 ConfigClickhouse(
                     pool,
-                    r.str("uri", required=True),
-                    conn_max_lifetime=r.int("conn_max_lifetime"),
-                    max_open_connections=r.int("max_open_connections"),
-                    max_idle_connections=r.int("max_idle_connections"),
+                    r.text("uri", required=True),
+                    conn_max_lifetime=r.integer("conn_max_lifetime"),
+                    max_open_connections=r.integer("max_open_connections"),
+                    max_idle_connections=r.integer("max_idle_connections"),
                 )
             )
         if "kafka" in spec:
@@ -495,7 +499,9 @@ def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
 
 def _parse_sentinel(pool: str, value: Any) -> ConfigRedisSentinel:
     if not isinstance(value, Mapping) or len(value) != 1:
-        raise ConfigError(f"pool {pool!r}: sentinel must be a mapping {{'master[:db]': [addresses]}}")
+        raise ConfigError(
+            f"pool {pool!r}: sentinel must be a mapping {{'master[:db]': [addresses]}}"
+        )
     ((key, addresses),) = value.items()
     main, _, query = str(key).partition("?")
     creds = dict(urllib.parse.parse_qsl(query))
@@ -505,7 +511,12 @@ def _parse_sentinel(pool: str, value: Any) -> ConfigRedisSentinel:
     if isinstance(addresses, str) or not isinstance(addresses, list | tuple) or not addresses:
         raise ConfigError(f"pool {pool!r}: sentinel needs a list of sentinel addresses")
     return ConfigRedisSentinel(
-        pool, master, int(db or 0), [str(a) for a in addresses], creds.get("user", ""), creds.get("password", "")
+        pool,
+        master,
+        int(db or 0),
+        [str(a) for a in addresses],
+        creds.get("user", ""),
+        creds.get("password", ""),
     )
 
 
@@ -527,7 +538,7 @@ def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
             "topics",
         }
     )
-    brokers = r.strs("brokers")
+    brokers = r.texts("brokers")
     if not brokers:
         raise ConfigError(f"pool {pool!r}: kafka.brokers must list at least one broker")
     groups = []
@@ -535,12 +546,12 @@ def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
         g = _Reader(pool, f"kafka.consumer_groups[{i}]", item)
         groups.append(
             ConfigKafkaConsumerGroup(
-                g.str("name", required=True),
-                g.strs("topics"),
-                g.int("session_timeout_ms"),
-                g.int("rebalance_timeout_ms"),
-                g.int("fetch_max_bytes"),
-                g.int("auto_commit_interval_ms"),
+                g.text("name", required=True),
+                g.texts("topics"),
+                g.integer("session_timeout_ms"),
+                g.integer("rebalance_timeout_ms"),
+                g.integer("fetch_max_bytes"),
+                g.integer("auto_commit_interval_ms"),
             )
         )
     topics = []
@@ -551,24 +562,24 @@ def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
             raise ConfigError(f"pool {pool!r}: kafka.topics[{i}].configs must be a mapping")
         topics.append(
             ConfigKafkaTopic(
-                t.str("name", required=True),
-                t.int("partitions", 1),
-                t.int("replication_factor", 1),
+                t.text("name", required=True),
+                t.integer("partitions", 1),
+                t.integer("replication_factor", 1),
                 {str(k): str(v) for k, v in configs.items()},
             )
         )
     return ConfigKafka(
         pool,
         brokers,
-        client_id=r.str("client_id"),
-        required_acks=r.int("required_acks", -1),
-        producer_linger_ms=r.int("producer_linger_ms"),
-        max_buffered_records=r.int("max_buffered_records"),
-        sasl_mechanism=r.str("sasl_mechanism"),
-        sasl_user=r.str("sasl_user"),
-        sasl_password=r.str("sasl_password"),
+        client_id=r.text("client_id"),
+        required_acks=r.integer("required_acks", -1),
+        producer_linger_ms=r.integer("producer_linger_ms"),
+        max_buffered_records=r.integer("max_buffered_records"),
+        sasl_mechanism=r.text("sasl_mechanism"),
+        sasl_user=r.text("sasl_user"),
+        sasl_password=r.text("sasl_password"),
         consumer_groups=groups,
-        ignored_topics=r.strs("ignored_topics"),
-        ignored_consumer_groups=r.strs("ignored_consumer_groups"),
+        ignored_topics=r.texts("ignored_topics"),
+        ignored_consumer_groups=r.texts("ignored_consumer_groups"),
         topics=topics,
     )

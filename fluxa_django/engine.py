@@ -49,10 +49,7 @@ class Engine:
         return self._options.get(key, default)
 
     def schema(self, entity: type[Entity] | str) -> EntitySchema:
-        if isinstance(entity, str):
-            found = self._by_name.get(entity)
-        else:
-            found = self.schemas.get(entity)
+        found = self._by_name.get(entity) if isinstance(entity, str) else self.schemas.get(entity)
         if found is None:
             name = entity if isinstance(entity, str) else entity.__name__
             raise ConfigError(f"entity {name} is not registered")

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxa_django.config import (
     DEFAULT_POOL_CODE,
@@ -29,6 +29,9 @@ from fluxa_django.config import (
 )
 from fluxa_django.errors import ConfigError, DefinitionError, DefinitionErrors, PoolError
 from fluxa_django.schema import Entity, EntitySchema, PoolCatalog, SchemaBuilder, TableOptions
+
+if TYPE_CHECKING:
+    from fluxa_django.engine import Engine
 
 log = logging.getLogger("fluxa_django")
 
@@ -91,7 +94,9 @@ class Registry:
 
     # -- pools ----------------------------------------------------------------
 
-    def register_mysql(self, uri: str, code: str = DEFAULT_POOL_CODE, options: MySQLOptions | None = None) -> None:
+    def register_mysql(
+        self, uri: str, code: str = DEFAULT_POOL_CODE, options: MySQLOptions | None = None
+    ) -> None:
         _check_code(code)
         opts = options or MySQLOptions()
         opts = replace(
@@ -106,7 +111,11 @@ class Registry:
         self.mysql_pools[code] = MySQLPoolConfig(code, parsed, opts)
 
     def register_redis(
-        self, address: str, db: int = 0, code: str = DEFAULT_POOL_CODE, options: RedisOptions | None = None
+        self,
+        address: str,
+        db: int = 0,
+        code: str = DEFAULT_POOL_CODE,
+        options: RedisOptions | None = None,
     ) -> None:
         _check_code(code)
         opts = options or RedisOptions()
@@ -125,17 +134,32 @@ class Registry:
             raise ConfigError(f"local cache pool {code!r}: limit must be a non-negative integer")
         self.local_cache_pools[code] = limit
 
-    def register_clickhouse(self, uri: str, code: str = DEFAULT_POOL_CODE, options: ClickhouseOptions | None = None) -> None:
+    def register_clickhouse(
+        self, uri: str, code: str = DEFAULT_POOL_CODE, options: ClickhouseOptions | None = None
+    ) -> None:
         _check_code(code)
         if not isinstance(uri, str) or not uri.startswith(("clickhouse://", "clickhouses://")):
             raise ConfigError(f"clickhouse pool {code!r}: uri must start with clickhouse://")
-        self.clickhouse_pools[code] = ClickhousePoolConfig(code, uri, options or ClickhouseOptions())
+        self.clickhouse_pools[code] = ClickhousePoolConfig(
+            code, uri, options or ClickhouseOptions()
+        )
 
-    def register_kafka(self, brokers: list[str], code: str = DEFAULT_POOL_CODE, options: KafkaPoolOptions | None = None) -> None:
+    def register_kafka(
+        self,
+        brokers: list[str],
+        code: str = DEFAULT_POOL_CODE,
+        options: KafkaPoolOptions | None = None,
+    ) -> None:
         _check_code(code)
-        if isinstance(brokers, str) or not brokers or not all(isinstance(b, str) and b for b in brokers):
+        if (
+            isinstance(brokers, str)
+            or not brokers
+            or not all(isinstance(b, str) and b for b in brokers)
+        ):
             raise ConfigError(f"kafka pool {code!r}: brokers must be a non-empty list of host:port")
-        self.kafka_pools[code] = KafkaPoolConfig(code, tuple(brokers), options or KafkaPoolOptions())
+        self.kafka_pools[code] = KafkaPoolConfig(
+            code, tuple(brokers), options or KafkaPoolOptions()
+        )
 
     def register_kafka_consumer_group(self, group: KafkaConsumerGroup) -> None:
         self.kafka_consumer_groups[group.name] = group
@@ -145,10 +169,14 @@ class Registry:
 
     def register_debezium_connect_url(self, url: str, kafka_pool: str = DEFAULT_POOL_CODE) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"debezium connect url for kafka pool {kafka_pool!r} must be http(s)://")
+            raise ConfigError(
+                f"debezium connect url for kafka pool {kafka_pool!r} must be http(s)://"
+            )
         self.debezium_connect_urls[kafka_pool] = url
 
-    def register_async_flush(self, kafka_pool: str, options: AsyncFlushOptions | None = None) -> None:
+    def register_async_flush(
+        self, kafka_pool: str, options: AsyncFlushOptions | None = None
+    ) -> None:
         self.async_flush = (kafka_pool, options or AsyncFlushOptions())
 
     def register_entity(self, *classes: type[Entity]) -> None:
@@ -176,13 +204,20 @@ class Registry:
                 ),
             )
         for r in config.redis_pools:
-            self.register_redis(r.uri, r.database, r.code, RedisOptions(user=r.user, password=r.password))
+            self.register_redis(
+                r.uri, r.database, r.code, RedisOptions(user=r.user, password=r.password)
+            )
         for s in config.redis_sentinel_pools:
             self.register_redis(
                 "",
                 s.database,
                 s.code,
-                RedisOptions(user=s.user, password=s.password, master=s.master_name, sentinels=tuple(s.sentinels)),
+                RedisOptions(
+                    user=s.user,
+                    password=s.password,
+                    master=s.master_name,
+                    sentinels=tuple(s.sentinels),
+                ),
             )
         for lc in config.local_cache_pools:
             self.register_local_cache(lc.code, lc.limit)
@@ -220,13 +255,18 @@ class Registry:
                 group.auto_commit_interval_ms = g.auto_commit_interval_ms
                 self.register_kafka_consumer_group(group)
             for t in k.topics:
-                topic = KafkaTopic(t.name, k.code).partitions(t.partitions).replication_factor(t.replication_factor)
+                topic = (
+                    KafkaTopic(t.name, k.code)
+                    .partitions(t.partitions)
+                    .replication_factor(t.replication_factor)
+                )
                 for key, value in t.configs.items():
                     topic.config(key, value)
                 self.register_kafka_topic(topic)
         if config.async_flush is not None:
             self.register_async_flush(
-                config.async_flush.kafka_pool, AsyncFlushOptions(topic_partitions=config.async_flush.topic_partitions)
+                config.async_flush.kafka_pool,
+                AsyncFlushOptions(topic_partitions=config.async_flush.topic_partitions),
             )
 
     def init_by_yaml(self, data: Mapping[str, Any]) -> None:
@@ -251,7 +291,8 @@ class Registry:
     def pool_catalog(self) -> PoolCatalog:
         return PoolCatalog(
             mysql={
-                code: TableOptions(p.options.default_encoding, p.options.collation) for code, p in self.mysql_pools.items()
+                code: TableOptions(p.options.default_encoding, p.options.collation)
+                for code, p in self.mysql_pools.items()
             },
             redis=frozenset(self.redis_pools),
             local_cache=frozenset(self.local_cache_pools),
@@ -270,7 +311,11 @@ class Registry:
         errors: list[DefinitionError] = []
 
         def missing(what: str, code: str) -> None:
-            errors.append(DefinitionError(f"{what} names kafka pool {code!r}, which is not registered", code="E027"))
+            errors.append(
+                DefinitionError(
+                    f"{what} names kafka pool {code!r}, which is not registered", code="E027"
+                )
+            )
 
         if self.async_flush is not None and self.async_flush[0] not in self.kafka_pools:
             missing("async flush", self.async_flush[0])

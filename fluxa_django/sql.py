@@ -39,7 +39,7 @@ def _split(sql: str) -> tuple[str, ...]:
             buf.append(sql[i : end + 1].replace("%", "%%"))
             i = end + 1
             continue
-        if ch == "-" and sql.startswith("-- ", i) or ch == "#":
+        if (ch == "-" and sql.startswith("-- ", i)) or ch == "#":
             end = sql.find("\n", i)
             end = n if end < 0 else end
             buf.append(sql[i:end].replace("%", "%%"))
@@ -77,7 +77,9 @@ def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...] | None]:
     parts = _split(sql)
     count = len(parts) - 1
     if count != len(params):
-        raise ValueError(f"SQL has {count} placeholder(s) but {len(params)} parameter(s) were given")
+        raise ValueError(
+            f"SQL has {count} placeholder(s) but {len(params)} parameter(s) were given"
+        )
     if count == 0:
         return sql, None
     out = [parts[0]]

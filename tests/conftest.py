@@ -12,7 +12,9 @@ from tests.services import MYSQL_HOST, MYSQL_PORT
 
 
 def _root() -> MySQLdb.Connection:
-    return MySQLdb.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", passwd="", autocommit=True)
+    return MySQLdb.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user="root", passwd="", autocommit=True
+    )
 
 
 @pytest.fixture

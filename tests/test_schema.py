@@ -10,8 +10,24 @@ from typing import Any
 
 import pytest
 
-from fluxa_django import DefinitionErrors, Entity, Reference, References, field, uint8, uint16, uint64
-from fluxa_django.schema import EntitySchema, FieldKind, PoolCatalog, SchemaBuilder, TableOptions, build_schemas
+from fluxa_django import (
+    DefinitionErrors,
+    Entity,
+    Reference,
+    References,
+    field,
+    uint8,
+    uint16,
+    uint64,
+)
+from fluxa_django.schema import (
+    EntitySchema,
+    FieldKind,
+    PoolCatalog,
+    SchemaBuilder,
+    TableOptions,
+    build_schemas,
+)
 from tests.entities import CategoryEntity, EveryTypeEntity, ProductEntity, Status
 
 ALL = [CategoryEntity, ProductEntity, EveryTypeEntity]
@@ -73,9 +89,13 @@ EXPECTED_DDL = {
 }
 
 
-def test_every_field_type_has_the_documented_column_ddl(schemas: dict[type[Entity], EntitySchema]) -> None:
+def test_every_field_type_has_the_documented_column_ddl(
+    schemas: dict[type[Entity], EntitySchema],
+) -> None:
     schema = schemas[EveryTypeEntity]
-    assert [c.name for c in schema.columns] == list(EXPECTED_DDL), "declaration order, ignored field left out"
+    assert [c.name for c in schema.columns] == list(EXPECTED_DDL), (
+        "declaration order, ignored field left out"
+    )
     for column in schema.columns:
         assert column.ddl == EXPECTED_DDL[column.name], column.name
 
@@ -94,20 +114,30 @@ def test_column_kinds_and_metadata(schemas: dict[type[Entity], EntitySchema]) ->
     assert s.column("short").length == 20
     assert s.column("long_text").length is None
     assert s.column("title").searchable and s.column("title").sortable
-    assert s.column("u8").int_width is not None and s.column("u8").int_width.max == 255
-    assert s.column("i8").int_width is not None and s.column("i8").int_width.min == -128
+    u8, i8 = s.column("u8").int_width, s.column("i8").int_width
+    assert u8 is not None and u8.max == 255 and u8.min == 0
+    assert i8 is not None and i8.min == -128 and i8.max == 127
     assert s.redis_search == "default"
     with pytest.raises(KeyError, match="skipped"):
         s.column("skipped")
 
 
-def test_product_entity_meta_and_fake_delete_index_rules(schemas: dict[type[Entity], EntitySchema]) -> None:
+def test_product_entity_meta_and_fake_delete_index_rules(
+    schemas: dict[type[Entity], EntitySchema],
+) -> None:
     s = schemas[ProductEntity]
-    assert (s.table, s.mysql_pool, s.redis_cache, s.local_cache) == ("ProductEntity", "default", "default", "default")
+    assert (s.table, s.mysql_pool, s.redis_cache, s.local_cache) == (
+        "ProductEntity",
+        "default",
+        "default",
+        "default",
+    )
     assert s.fake_delete
     fd = s.column("fake_delete")
     assert fd.kind is FieldKind.FAKE_DELETE
-    assert fd.ddl == "`fake_delete` bigint unsigned NOT NULL DEFAULT '0'", "fake_delete takes the id's type"
+    assert fd.ddl == "`fake_delete` bigint unsigned NOT NULL DEFAULT '0'", (
+        "fake_delete takes the id's type"
+    )
     indexes = {i.name: i for i in s.indexes}
     assert indexes["Name"].columns == ("name", "fake_delete") and indexes["Name"].unique
     assert indexes["Name"].cached
@@ -116,7 +146,9 @@ def test_product_entity_meta_and_fake_delete_index_rules(schemas: dict[type[Enti
     sql = s.create_table_sql()
     assert sql.startswith("CREATE TABLE `ProductEntity` (\n  `id` bigint unsigned NOT NULL,")
     assert "UNIQUE INDEX `Name` (`name`,`fake_delete`)" in sql
-    assert sql.endswith("PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci")
+    assert sql.endswith(
+        "PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci"
+    )
     assert "AUTO_INCREMENT" not in sql
 
 
@@ -137,20 +169,27 @@ def test_no_standalone_fake_delete_index_when_one_starts_with_it() -> None:
 def test_pool_charset_and_collation_come_from_the_pool_options() -> None:
     pools = PoolCatalog(mysql={"default": TableOptions("utf8mb4", "utf8mb4_bin")})
     s = build_schemas([CategoryEntity], pools)[CategoryEntity]
-    assert s.column("name").ddl == "`name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''"
+    assert (
+        s.column("name").ddl
+        == "`name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''"
+    )
     assert s.create_table_sql().endswith("DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
 
 
 # -- definition errors --------------------------------------------------------------
 
 
-def _errors(*classes: type[Entity], pools: PoolCatalog | None = None) -> list[tuple[str, str, str, str]]:
+def _errors(
+    *classes: type[Entity], pools: PoolCatalog | None = None
+) -> list[tuple[str, str, str, str]]:
     builder = SchemaBuilder(classes, pools)
     builder.build()
     return [(e.code, e.entity, e.field, str(e)) for e in builder.errors]
 
 
-def _one_error(cls: type[Entity], code: str, fieldname: str, match: str, *others: type[Entity]) -> None:
+def _one_error(
+    cls: type[Entity], code: str, fieldname: str, match: str, *others: type[Entity]
+) -> None:
     errors = _errors(cls, *others)
     assert len(errors) == 1, errors
     got_code, entity, got_field, message = errors[0]
@@ -345,7 +384,7 @@ class UnknownMySQLPool(Entity):
 
 class DefaultValue(Entity):
     id: uint64
-    age: uint8 = 3  # type: ignore[assignment]
+    age: uint8 = 3
 
 
 class Unresolvable(Entity):
@@ -390,9 +429,13 @@ class Unresolvable(Entity):
         (Unresolvable, "E019", "parent", "cannot be resolved"),
     ],
 )
-def test_definition_errors_name_entity_and_field(cls: type[Entity], code: str, fieldname: str, match: str) -> None:
+def test_definition_errors_name_entity_and_field(
+    cls: type[Entity], code: str, fieldname: str, match: str
+) -> None:
     if code == "E027":
-        errors = _errors(cls, pools=PoolCatalog(mysql={"default": TableOptions("utf8mb4", "utf8mb4_bin")}))
+        errors = _errors(
+            cls, pools=PoolCatalog(mysql={"default": TableOptions("utf8mb4", "utf8mb4_bin")})
+        )
         assert [(c, e) for c, e, _, _ in errors] == [(code, cls.__name__)]
         assert match in errors[0][3]
         return
@@ -400,7 +443,11 @@ def test_definition_errors_name_entity_and_field(cls: type[Entity], code: str, f
 
 
 def test_invalid_field_name_is_reported() -> None:
-    bad = type("BadField", (Entity,), {"__annotations__": {"id": uint64, "bad-name": str}, "__module__": __name__})
+    bad = type(
+        "BadField",
+        (Entity,),
+        {"__annotations__": {"id": uint64, "bad-name": str}, "__module__": __name__},
+    )
     errors = _errors(bad)
     assert [(c, f) for c, _, f, _ in errors] == [("E020", "bad-name")]
 

@@ -56,7 +56,10 @@ class ClickhousePool:
         try:
             self.query_row("SELECT 1")
         except Exception as exc:
-            raise PoolError(f"clickhouse pool {self.code!r} ({self.describe}): cannot connect: {exc}", pool=self.code) from None
+            raise PoolError(
+                f"clickhouse pool {self.code!r} ({self.describe}): cannot connect: {exc}",
+                pool=self.code,
+            ) from None
 
     def close(self) -> None:
         while not self._idle.empty():

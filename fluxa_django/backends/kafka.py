@@ -45,7 +45,10 @@ class KafkaPool:
         try:
             self.admin().list_topics(timeout=5)
         except KafkaException as exc:
-            raise PoolError(f"kafka pool {self.code!r} ({','.join(self.brokers)}): cannot connect: {exc}", pool=self.code) from None
+            raise PoolError(
+                f"kafka pool {self.code!r} ({','.join(self.brokers)}): cannot connect: {exc}",
+                pool=self.code,
+            ) from None
 
     def producer(self) -> Producer:
         if self._producer is None:
@@ -57,16 +60,25 @@ class KafkaPool:
             self._producer = Producer(conf)
         return self._producer
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, on_delivery: Any = None) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, on_delivery: Any = None
+    ) -> None:
         self.producer().produce(topic, value=value, key=key, on_delivery=on_delivery)
         self.producer().poll(0)
 
-    def produce_sync(self, topic: str, value: bytes, key: bytes | None = None, timeout: float = 10.0) -> None:
+    def produce_sync(
+        self, topic: str, value: bytes, key: bytes | None = None, timeout: float = 10.0
+    ) -> None:
         errors: list[Any] = []
-        self.producer().produce(topic, value=value, key=key, on_delivery=lambda err, _msg: errors.append(err))
+        self.producer().produce(
+            topic, value=value, key=key, on_delivery=lambda err, _msg: errors.append(err)
+        )
         self.producer().flush(timeout)
         if not errors or errors[0] is not None:
-            raise PoolError(f"kafka pool {self.code!r}: produce to {topic!r} failed: {errors[:1] or 'timeout'}", pool=self.code)
+            raise PoolError(
+                f"kafka pool {self.code!r}: produce to {topic!r} failed: {errors[:1] or 'timeout'}",
+                pool=self.code,
+            )
 
     def close(self) -> None:
         if self._producer is not None:

@@ -102,8 +102,10 @@ class MySQLPool:
         raw = self._new_raw()
         try:
             cur = raw.cursor()
-            cur.execute("SHOW VARIABLES WHERE Variable_name IN ('max_connections','wait_timeout','version')")
-            variables = {name: value for name, value in cur.fetchall()}
+            cur.execute(
+                "SHOW VARIABLES WHERE Variable_name IN ('max_connections','wait_timeout','version')"
+            )
+            variables = dict(cur.fetchall())
             cur.close()
         except MySQLdb.Error as exc:
             raw.close()
@@ -272,7 +274,7 @@ class MySQLTransaction:
 
 def _describe(exc: BaseException) -> str:
     """A driver error as text (mysqlclient errors carry no password)."""
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
     if len(args) >= 2:
         return f"({args[0]}) {args[1]}"
     return str(exc)

@@ -63,12 +63,12 @@ class RedisPool:
         }
         if options.sentinels:
             if not options.master:
-                raise PoolError(f"redis pool {code!r}: sentinel mode needs a master name", pool=code)
-            nodes = [parse_redis_address(s if ":" in s.lstrip(":") else s) for s in options.sentinels]
-            sentinel = Sentinel(
-                [(h or "127.0.0.1", p or 26379) for h, p in nodes], **dict(options.sentinel_options)
-            )
-            self.client: redis.Redis = sentinel.master_for(options.master, **common)
+                raise PoolError(
+                    f"redis pool {code!r}: sentinel mode needs a master name", pool=code
+                )
+            nodes = [_sentinel_node(code, s) for s in options.sentinels]
+            sentinel = Sentinel(nodes, **dict(options.sentinel_options))  # type: ignore[no-untyped-call]
+            self.client: redis.Redis = sentinel.master_for(options.master, **common)  # type: ignore[no-untyped-call]
             self.describe = f"sentinel {options.master}/{db}"
         else:
             host, port = parse_redis_address(address)
@@ -84,13 +84,21 @@ class RedisPool:
     def connect(self) -> None:
         try:
             info = self.client.info("server")
-            modules = self.client.execute_command("MODULE", "LIST")
+            modules = self.client.execute_command("MODULE", "LIST")  # type: ignore[no-untyped-call]
         except redis.RedisError as exc:
-            raise PoolError(f"redis pool {self.code!r} ({self.describe}): cannot connect: {exc}", pool=self.code) from None
-        version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit())
+            raise PoolError(
+                f"redis pool {self.code!r} ({self.describe}): cannot connect: {exc}", pool=self.code
+            ) from None
+        version = tuple(
+            int(p) for p in str(info.get("redis_version", "0")).split(".") if p.isdigit()
+        )
         names = set()
         for module in modules or []:
-            entry = module if isinstance(module, dict) else dict(zip(module[::2], module[1::2], strict=False))
+            entry = (
+                module
+                if isinstance(module, dict)
+                else dict(zip(module[::2], module[1::2], strict=False))
+            )
             name = entry.get(b"name", entry.get("name", b""))
             names.add(name.decode() if isinstance(name, bytes) else str(name))
         self.features = RedisFeatures(version, frozenset(n.lower() for n in names))
@@ -114,3 +122,13 @@ class RedisPool:
         pipe.expire(key, ttl, nx=True)
         value, _ = pipe.execute()
         return int(value)
+
+
+def _sentinel_node(pool: str, address: str) -> tuple[str, int]:
+    """``host:port`` of a sentinel; an empty host (``:26379``) means loopback."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise PoolError(
+            f"redis pool {pool!r}: sentinel address {address!r} must be host:port", pool=pool
+        )
+    return host or "127.0.0.1", int(port)

@@ -60,7 +60,9 @@ class MigrationPlan:
         return [a for a in self.alters if a.destructive]
 
 
-def plan_mysql(engine: Engine, drop_tables: Iterable[str] = (), pools: Iterable[str] | None = None) -> MigrationPlan:
+def plan_mysql(
+    engine: Engine, drop_tables: Iterable[str] = (), pools: Iterable[str] | None = None
+) -> MigrationPlan:
     """Compare every entity table with the live databases."""
     drop = set(drop_tables)
     plan = MigrationPlan()
@@ -68,7 +70,9 @@ def plan_mysql(engine: Engine, drop_tables: Iterable[str] = (), pools: Iterable[
     for code in sorted(wanted_pools):
         pool = engine.mysql(code)
         live = introspect(pool)
-        schemas = sorted((s for s in engine.schemas.values() if s.mysql_pool == code), key=lambda s: s.table)
+        schemas = sorted(
+            (s for s in engine.schemas.values() if s.mysql_pool == code), key=lambda s: s.table
+        )
         owned = {s.table for s in schemas}
         for schema in schemas:
             plan.alters.extend(_table_alters(code, schema, live.get(schema.table)))
@@ -76,7 +80,14 @@ def plan_mysql(engine: Engine, drop_tables: Iterable[str] = (), pools: Iterable[
         for table in sorted(set(live) - owned - ignored):
             if table in drop:
                 plan.alters.append(
-                    Alter(code, table, "drop_table", f"DROP TABLE {quote_name(table)}", True, "asked by name")
+                    Alter(
+                        code,
+                        table,
+                        "drop_table",
+                        f"DROP TABLE {quote_name(table)}",
+                        True,
+                        "asked by name",
+                    )
                 )
             else:
                 plan.unmanaged.append((code, table))
@@ -84,7 +95,11 @@ def plan_mysql(engine: Engine, drop_tables: Iterable[str] = (), pools: Iterable[
     return plan
 
 
-def apply_alters(engine: Engine, alters: Iterable[Alter], progress: Callable[[int, int, Alter], None] | None = None) -> int:
+def apply_alters(
+    engine: Engine,
+    alters: Iterable[Alter],
+    progress: Callable[[int, int, Alter], None] | None = None,
+) -> int:
     todo = list(alters)
     for number, alter in enumerate(todo, 1):
         if progress is not None:
@@ -96,11 +111,17 @@ def apply_alters(engine: Engine, alters: Iterable[Alter], progress: Callable[[in
 def _table_alters(pool: str, schema: EntitySchema, live: LiveTable | None) -> list[Alter]:
     table = quote_name(schema.table)
     if live is None:
-        return [Alter(pool, schema.table, "create_table", schema.create_table_sql(), False, "new entity")]
+        return [
+            Alter(
+                pool, schema.table, "create_table", schema.create_table_sql(), False, "new entity"
+            )
+        ]
     alters: list[Alter] = []
 
     def add(kind: str, sql: str, destructive: bool, reason: str) -> None:
-        alters.append(Alter(pool, schema.table, kind, f"ALTER TABLE {table} {sql}", destructive, reason))
+        alters.append(
+            Alter(pool, schema.table, kind, f"ALTER TABLE {table} {sql}", destructive, reason)
+        )
 
     opts = schema.table_options
     if live.engine.lower() != opts.engine.lower():
@@ -117,43 +138,75 @@ def _table_alters(pool: str, schema: EntitySchema, live: LiveTable | None) -> li
         current = live.columns.get(column.name)
         if current is None:
             where = f" AFTER {quote_name(previous)}" if previous else " FIRST"
-            add("add_column", f"ADD COLUMN {column.ddl}{where}", column.kind.value == "id", "new field")
-        elif not _same_column(current, column.type):
+            add(
+                "add_column",
+                f"ADD COLUMN {column.ddl}{where}",
+                column.kind.value == "id",
+                "new field",
+            )
+        elif not _same_column(current, column.definition):
             add(
                 "modify_column",
                 f"MODIFY COLUMN {column.ddl}",
-                is_narrowing(current, column.type),
+                is_narrowing(current, column.definition),
                 f"was {current.ddl(column.name)}",
             )
         previous = column.name
     expected_names = {c.name for c in schema.columns}
     for name, ctype in live.columns.items():
         if name not in expected_names:
-            add("drop_column", f"DROP COLUMN {quote_name(name)}", True, f"no field for {ctype.ddl(name)}")
+            add(
+                "drop_column",
+                f"DROP COLUMN {quote_name(name)}",
+                True,
+                f"no field for {ctype.ddl(name)}",
+            )
     wanted = {i.name: i for i in schema.indexes}
     primary = live.indexes.get("PRIMARY")
     id_name = schema.id_column.name
     if primary is None or primary.columns != (id_name,):
         drop = "DROP PRIMARY KEY, " if primary is not None else ""
-        add("rebuild_index", f"{drop}ADD PRIMARY KEY ({quote_name(id_name)})", primary is not None, "primary key")
+        add(
+            "rebuild_index",
+            f"{drop}ADD PRIMARY KEY ({quote_name(id_name)})",
+            primary is not None,
+            "primary key",
+        )
     for name, index in wanted.items():
         have = live.indexes.get(name)
         if have is None:
             add("add_index", f"ADD {index.ddl}", False, "new index")
         elif not _same_index(have, index):
-            add("rebuild_index", f"DROP INDEX {quote_name(name)}, ADD {index.ddl}", True, f"was {have.ddl}")
+            add(
+                "rebuild_index",
+                f"DROP INDEX {quote_name(name)}, ADD {index.ddl}",
+                True,
+                f"was {have.ddl}",
+            )
     for name, have in live.indexes.items():
         if name != "PRIMARY" and name not in wanted:
-            add("drop_index", f"DROP INDEX {quote_name(name)}", True, f"no definition for {have.ddl}")
+            add(
+                "drop_index",
+                f"DROP INDEX {quote_name(name)}",
+                True,
+                f"no definition for {have.ddl}",
+            )
     return alters
 
 
 def _same_column(live: ColumnType, wanted: ColumnType) -> bool:
-    if (live.sql_type, live.nullable, live.has_default) != (wanted.sql_type, wanted.nullable, wanted.has_default):
+    if (live.sql_type, live.nullable, live.has_default) != (
+        wanted.sql_type,
+        wanted.nullable,
+        wanted.has_default,
+    ):
         return False
     if wanted.has_default and live.default != wanted.default:
         return False
-    return wanted.charset is None or (live.charset, live.collation) == (wanted.charset, wanted.collation)
+    return wanted.charset is None or (live.charset, live.collation) == (
+        wanted.charset,
+        wanted.collation,
+    )
 
 
 def _same_index(live: IndexSchema, wanted: IndexSchema) -> bool:
@@ -181,11 +234,15 @@ def _values(args: str) -> set[str]:
     return {v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", args)}
 
 
-def is_narrowing(old: ColumnType, new: ColumnType) -> bool:  # noqa: C901 - one rule per family
+def is_narrowing(old: ColumnType, new: ColumnType) -> bool:
     """True when changing ``old`` into ``new`` may lose or reject existing data."""
     if old.nullable and not new.nullable:
         return True
-    if new.charset is not None and old.charset is not None and (old.charset, old.collation) != (new.charset, new.collation):
+    if (
+        new.charset is not None
+        and old.charset is not None
+        and (old.charset, old.collation) != (new.charset, new.collation)
+    ):
         return True
     if old.sql_type == new.sql_type:
         return False
@@ -210,6 +267,4 @@ def is_narrowing(old: ColumnType, new: ColumnType) -> bool:  # noqa: C901 - one 
         return nu and not ou
     if ob in ("enum", "set") and nb == ob:
         return not _values(oa) <= _values(na)
-    if ob == "date" and nb == "datetime":
-        return False
-    return True
+    return not (ob == "date" and nb == "datetime")

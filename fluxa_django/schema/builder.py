@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import inspect
 import re
 import sys
 import types
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxa_django.errors import DefinitionError
+from fluxa_django.inttypes import IntWidth
 from fluxa_django.schema.definition import Entity, FieldOptions, Reference, References
 from fluxa_django.schema.model import (
     ColumnSchema,
@@ -28,7 +30,6 @@ from fluxa_django.schema.model import (
     TableOptions,
     quote_literal,
 )
-from fluxa_django.types import IntWidth
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 FAKE_DELETE_FIELD = "fake_delete"
@@ -142,7 +143,7 @@ class SchemaBuilder:
         for klass in reversed(cls.__mro__):
             if klass is Entity or not (isinstance(klass, type) and issubclass(klass, Entity)):
                 continue
-            for name in klass.__dict__.get("__annotations__", {}):
+            for name in inspect.get_annotations(klass):
                 if name not in names:
                     names.append(name)
         try:
@@ -158,7 +159,7 @@ class SchemaBuilder:
         module = sys.modules.get(cls.__module__)
         globalns = dict(vars(module)) if module else {}
         for klass in cls.__mro__:
-            for name, ann in klass.__dict__.get("__annotations__", {}).items():
+            for name, ann in inspect.get_annotations(klass).items():
                 if name in names and isinstance(ann, str):
                     try:
                         eval(ann, globalns, dict(vars(klass)))  # noqa: S307 - definition code
@@ -215,7 +216,9 @@ class SchemaBuilder:
                 draft.int_width = id_field.int_width
         return fields
 
-    def _analyse(self, cls: type[Entity], name: str, hint: Any, opts: FieldOptions) -> _Draft | None:
+    def _analyse(
+        self, cls: type[Entity], name: str, hint: Any, opts: FieldOptions
+    ) -> _Draft | None:
         nullable = False
         origin = typing.get_origin(hint)
         if origin in (typing.Union, types.UnionType):
@@ -247,7 +250,7 @@ class SchemaBuilder:
             return None
         return draft
 
-    def _kind_of(  # noqa: C901 - one branch per supported type
+    def _kind_of(
         self, cls: type[Entity], name: str, hint: Any, opts: FieldOptions, nullable: bool
     ) -> _Draft | None:
         def draft(kind: FieldKind, **kw: Any) -> _Draft:
@@ -310,7 +313,9 @@ class SchemaBuilder:
         o = d.options
         if d.kind is FieldKind.STR and o.length is not None:
             valid = o.length == "max" or (
-                isinstance(o.length, int) and not isinstance(o.length, bool) and 0 < o.length <= 65535
+                isinstance(o.length, int)
+                and not isinstance(o.length, bool)
+                and 0 < o.length <= 65535
             )
             if not valid:
                 self._error("E014", cls, f"length {o.length!r} must be 1..65535 or 'max'", d.name)
@@ -321,7 +326,11 @@ class SchemaBuilder:
                 self._error("E016", cls, "enum/set values must be distinct and non-empty", d.name)
                 return False
             for value in values:
-                if not isinstance(value, str) or not value or (d.kind is FieldKind.SET and "," in value):
+                if (
+                    not isinstance(value, str)
+                    or not value
+                    or (d.kind is FieldKind.SET and "," in value)
+                ):
                     self._error("E016", cls, f"invalid enum/set value {value!r}", d.name)
                     return False
             if d.kind is FieldKind.SET and len(values) > 64:
@@ -336,9 +345,16 @@ class SchemaBuilder:
                     and 0 <= o.decimal[1] <= min(30, o.decimal[0])
                 )
                 if not ok:
-                    self._error("E017", cls, f"decimal {o.decimal!r} must be (p, s), 1<=p<=65, 0<=s<=min(p,30)", d.name)
+                    self._error(
+                        "E017",
+                        cls,
+                        f"decimal {o.decimal!r} must be (p, s), 1<=p<=65, 0<=s<=min(p,30)",
+                        d.name,
+                    )
                     return False
-            if o.precision is not None and not (isinstance(o.precision, int) and 0 <= o.precision <= 30):
+            if o.precision is not None and not (
+                isinstance(o.precision, int) and 0 <= o.precision <= 30
+            ):
                 self._error("E017", cls, f"precision {o.precision!r} must be 0..30", d.name)
                 return False
         if d.kind is FieldKind.BYTES and o.mediumblob and o.longblob:
@@ -427,7 +443,7 @@ class SchemaBuilder:
         self._error("E027", cls, f"{kind} pool {code!r} is not registered")
         return False
 
-    def _column(  # noqa: C901 - one branch per kind
+    def _column(
         self,
         cls: type[Entity],
         d: _Draft,
@@ -503,13 +519,15 @@ class SchemaBuilder:
         else:  # REFERENCES
             assert d.target is not None
             if d.target not in drafts:
-                self._error("E018", cls, f"referenced entity {d.target.__name__} is not registered", d.name)
+                self._error(
+                    "E018", cls, f"referenced entity {d.target.__name__} is not registered", d.name
+                )
                 return None
             ctype = ct("text", "", charset=True)
             kw["reference"] = d.target.__name__
-        return ColumnSchema(name=d.name, kind=kind, type=ctype, position=position, **kw)
+        return ColumnSchema(name=d.name, kind=kind, definition=ctype, position=position, **kw)
 
-    def _indexes(  # noqa: C901 - validation rules are listed one after another
+    def _indexes(
         self, cls: type[Entity], meta: Mapping[str, Any], columns: Mapping[str, ColumnSchema]
     ) -> tuple[IndexSchema, ...] | None:
         unique: dict[str, Any] = meta.get("unique_indexes", {})
@@ -518,7 +536,11 @@ class SchemaBuilder:
         found: list[IndexSchema] = []
         for is_unique, spec in ((True, unique), (False, plain)):
             for name, cols in spec.items():
-                if not isinstance(name, str) or not IDENTIFIER.match(name) or name.upper() == "PRIMARY":
+                if (
+                    not isinstance(name, str)
+                    or not IDENTIFIER.match(name)
+                    or name.upper() == "PRIMARY"
+                ):
                     self._error("E020", cls, f"index name {name!r} is not a valid identifier")
                     return None
                 if name == FAKE_DELETE_INDEX and FAKE_DELETE_FIELD in columns:
@@ -533,10 +555,20 @@ class SchemaBuilder:
                 for col in cols:
                     column = columns.get(col) if isinstance(col, str) else None
                     if column is None:
-                        self._error("E022", cls, f"index {name!r} names unknown column {col!r}", str(col))
+                        self._error(
+                            "E022", cls, f"index {name!r} names unknown column {col!r}", str(col)
+                        )
                         return None
-                    if column.type.sql_type in {"mediumtext", "text", "blob", "mediumblob", "longblob"}:
-                        self._error("E026", cls, f"index {name!r} cannot cover a text/blob column", col)
+                    if column.definition.sql_type in {
+                        "mediumtext",
+                        "text",
+                        "blob",
+                        "mediumblob",
+                        "longblob",
+                    }:
+                        self._error(
+                            "E026", cls, f"index {name!r} cannot cover a text/blob column", col
+                        )
                         return None
                 if len(set(cols)) != len(cols):
                     self._error("E023", cls, f"index {name!r} lists a column twice")
@@ -544,25 +576,39 @@ class SchemaBuilder:
                 cols_t = tuple(cols)
                 for other in found:
                     if other.columns == cols_t and other.unique == is_unique:
-                        self._error("E023", cls, f"indexes {other.name!r} and {name!r} are the same")
+                        self._error(
+                            "E023", cls, f"indexes {other.name!r} and {name!r} are the same"
+                        )
                         return None
                 found.append(IndexSchema(name, cols_t, is_unique, cached=name in cached))
         for name, cols in cached.items():
             if name not in unique:
-                self._error("E024", cls, f"cached unique index {name!r} is not in Meta.unique_indexes")
+                self._error(
+                    "E024", cls, f"cached unique index {name!r} is not in Meta.unique_indexes"
+                )
                 return None
             if list(cols) != list(unique[name]):
-                self._error("E024", cls, f"cached unique index {name!r} lists other columns than the unique index")
+                self._error(
+                    "E024",
+                    cls,
+                    f"cached unique index {name!r} lists other columns than the unique index",
+                )
                 return None
         plain_found = [i for i in found if not i.unique]
         for a in plain_found:
             for b in plain_found:
                 if a is not b and b.columns[: len(a.columns)] == a.columns:
-                    self._error("E025", cls, f"index {a.name!r} is redundant: {b.name!r} starts with the same columns")
+                    self._error(
+                        "E025",
+                        cls,
+                        f"index {a.name!r} is redundant: {b.name!r} starts with the same columns",
+                    )
                     return None
         if FAKE_DELETE_FIELD in columns:
             found = [
-                i if FAKE_DELETE_FIELD in i.columns else IndexSchema(i.name, (*i.columns, FAKE_DELETE_FIELD), i.unique, i.cached)
+                i
+                if FAKE_DELETE_FIELD in i.columns
+                else IndexSchema(i.name, (*i.columns, FAKE_DELETE_FIELD), i.unique, i.cached)
                 for i in found
             ]
             if not any(i.columns[0] == FAKE_DELETE_FIELD for i in found):

@@ -68,7 +68,7 @@ def field(
     required: bool = False,
     length: int | Literal["max"] | None = None,
     enum: tuple[str, ...] | list[str] | None = None,
-    set: tuple[str, ...] | list[str] | None = None,  # noqa: A002 - the seeds' tag name
+    set: tuple[str, ...] | list[str] | None = None,
     decimal: tuple[int, int] | None = None,
     precision: int | None = None,
     unsigned: bool = False,

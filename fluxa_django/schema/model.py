@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fluxa_django.types import IntWidth
+from fluxa_django.inttypes import IntWidth
 
 if TYPE_CHECKING:
     from fluxa_django.schema.definition import Entity
@@ -67,7 +67,9 @@ class ColumnType:
         if not self.nullable:
             parts.append("NOT NULL")
         if self.has_default:
-            parts.append("DEFAULT NULL" if self.default is None else f"DEFAULT {quote_literal(self.default)}")
+            parts.append(
+                "DEFAULT NULL" if self.default is None else f"DEFAULT {quote_literal(self.default)}"
+            )
         return " ".join(parts)
 
 
@@ -77,7 +79,7 @@ class ColumnSchema:
 
     name: str
     kind: FieldKind
-    type: ColumnType
+    definition: ColumnType
     position: int
     int_width: IntWidth | None = None
     length: int | None = None  # varchar length; None for mediumtext
@@ -92,11 +94,11 @@ class ColumnSchema:
 
     @property
     def nullable(self) -> bool:
-        return self.type.nullable
+        return self.definition.nullable
 
     @property
     def ddl(self) -> str:
-        return self.type.ddl(self.name)
+        return self.definition.ddl(self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ class Command(BaseCommand):
             action="store_true",
             help="also apply changes that drop tables/columns/indexes or narrow a column",
         )
-        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask")
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
+        )
         parser.add_argument(
             "--drop-table",
             action="append",
@@ -28,7 +30,9 @@ class Command(BaseCommand):
             metavar="TABLE",
             help="drop this unmanaged table (needs --allow-destructive); may repeat",
         )
-        parser.add_argument("--pool", action="append", default=None, metavar="CODE", help="only this MySQL pool")
+        parser.add_argument(
+            "--pool", action="append", default=None, metavar="CODE", help="only this MySQL pool"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from fluxa_django.conf import get_engine
@@ -41,7 +45,9 @@ class Command(BaseCommand):
         out = self.stdout
         if plan.unmanaged:
             names = ", ".join(f"{pool}.{table}" for pool, table in plan.unmanaged)
-            out.write(f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}")
+            out.write(
+                f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}"
+            )
         if not plan.alters:
             out.write(self.style.SUCCESS("No changes: the MySQL schema matches the entities."))
             return

@@ -1,0 +1,40 @@
+"""Settings of the example shop: one MySQL + Redis pool, a local cache, ClickHouse and Kafka."""
+
+from __future__ import annotations
+
+import os
+
+SECRET_KEY = "example-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = False
+ROOT_URLCONF = "example_project.urls"
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "fluxa_django",
+    "shop",
+]
+MIDDLEWARE: list[str] = []
+DATABASES: dict[str, dict[str, str]] = {}
+
+MYSQL = os.environ.get("FLUXA_EXAMPLE_MYSQL", "root:@tcp(127.0.0.1:3306)/fluxa_shop")
+FLUXA = {
+    "POOLS": {
+        "default": {
+            "mysql": {"uri": MYSQL},
+            "redis": os.environ.get("FLUXA_EXAMPLE_REDIS", "127.0.0.1:6380:0"),
+            "local_cache": 100000,
+        },
+        "analytics": {"clickhouse": {"uri": "clickhouse://127.0.0.1:9000/default"}},
+        "events": {"kafka": {"brokers": ["127.0.0.1:9092"]}},
+    },
+    "ENTITIES": ["shop.entities"],
+    "GENERATED_PACKAGE": "shop.fluxa",
+    "OPTIONS": {"app_name": "shop"},
+}
+LOGGING = {
+    "version": 1,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"fluxa_django": {"handlers": ["console"], "level": "INFO"}},
+}
