@@ -306,6 +306,35 @@ def test_one_change_is_exactly_one_alter(
     assert plan_mysql(engine).alters == [], "applying the change converges"
 
 
+class TwoNewColumns(Entity):
+    id: uint64
+    name: str = field(length=100)
+    zeta: str
+    alpha: uint8
+    age: uint8
+    status: str = field(enum=("a", "b"))
+
+    class Meta:
+        table = "evolving"
+        indexes = {"Age": ["age"]}
+
+
+def test_adjacent_new_columns_are_added_in_declaration_order(
+    mysql_db: str, engines: list[Engine]
+) -> None:
+    base = engine_for(mysql_db, V1)
+    engines.append(base)
+    migrate(base)
+    engine = engine_for(mysql_db, TwoNewColumns)
+    engines.append(engine)
+    plan = plan_mysql(engine)
+    assert [a.sql[-40:].split(" AFTER ")[-1] for a in plan.alters] == ["`name`", "`zeta`"]
+    migrate(engine)
+    columns = [r[0] for r in engine.mysql().query("SHOW COLUMNS FROM evolving")]
+    assert columns == ["id", "name", "zeta", "alpha", "age", "status"]
+    assert plan_mysql(engine).alters == []
+
+
 def test_narrowing_nullable_to_not_null_is_destructive(
     mysql_db: str, engines: list[Engine]
 ) -> None:

@@ -91,7 +91,9 @@ def plan_mysql(
                 )
             else:
                 plan.unmanaged.append((code, table))
-    plan.alters.sort(key=lambda a: (a.pool, a.table, a.rank, a.sql))
+    # Stable sort: within one rank the planned order stands (new columns in
+    # declaration order, so each `AFTER` names a column that already exists).
+    plan.alters.sort(key=lambda a: (a.pool, a.table, a.rank))
     return plan
 
 

@@ -71,7 +71,7 @@ class Command(BaseCommand):
                 out.write("Nothing applied.")
                 return
         # Keep the planned order: by pool, table and rank (columns before indexes).
-        todo.sort(key=lambda a: (a.pool, a.table, a.rank, a.sql))
+        todo.sort(key=lambda a: (a.pool, a.table, a.rank))
 
         def progress(number: int, total: int, alter: Alter) -> None:
             out.write(f"Applying {number}/{total} [{alter.pool}] {alter.kind} {alter.table}")
