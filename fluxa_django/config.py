@@ -41,17 +41,17 @@ class MySQLURI:
         return self.safe
 
 
-_GO_DSN = re.compile(
-    r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?"
-    r"(?:(?P<net>tcp|unix)\((?P<addr>[^)]*)\))?"
-    r"/(?P<db>[^?/]*)(?:\?(?P<params>.*))?$"
-)
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError("mysql uri has an invalid port")
+    return int(text)
 
 
 def parse_mysql_uri(uri: str) -> MySQLURI:
     """Parse the Go DSN form ``user:pass@tcp(host:port)/db`` or ``mysql://user:pass@host:port/db``."""
     if not isinstance(uri, str) or not uri:
         raise ConfigError("mysql uri must be a non-empty string")
+    socket: str | None = None
     if uri.startswith("mysql://"):
         parts = urllib.parse.urlsplit(uri)
         database = parts.path.lstrip("/")
@@ -63,32 +63,33 @@ def parse_mysql_uri(uri: str) -> MySQLURI:
         user = urllib.parse.unquote(parts.username or "root")
         password = urllib.parse.unquote(parts.password or "")
         params = tuple(urllib.parse.parse_qsl(parts.query))
-        socket = None
     else:
-        # The password may contain '@': split on the last '@' before the network part.
-        head, sep, tail = uri.rpartition("@")
-        candidate = f"{head}{sep}{tail}" if sep else tail
-        match = _GO_DSN.match(candidate) if sep else _GO_DSN.match(tail)
-        if match is None:
+        # Go driver form: [user[:password]@][net[(addr)]]/dbname[?params]. The last '/'
+        # ends the address part; the last '@' before it ends the credentials.
+        prefix, slash, rest = uri.rpartition("/")
+        if not slash:
             raise ConfigError("mysql uri is not a DSN of the form user:pass@tcp(host:port)/db")
-        user = match.group("user") or "root"
-        password = match.group("password") or ""
-        if sep and head:
-            user, _, password = head.partition(":")
-        database = match.group("db")
-        params = tuple(urllib.parse.parse_qsl(match.group("params") or ""))
-        net, addr = match.group("net") or "tcp", match.group("addr") or "127.0.0.1:3306"
-        socket = addr if net == "unix" else None
-        host, port = "localhost", 3306
-        if net == "tcp":
-            host, _, port_s = addr.rpartition(":") if ":" in addr else (addr, "", "3306")
-            try:
-                port = int(port_s)
-            except ValueError:
-                raise ConfigError("mysql uri has an invalid port") from None
+        database, _, query = rest.partition("?")
+        params = tuple(urllib.parse.parse_qsl(query))
+        creds, at, address = prefix.rpartition("@")
+        user, _, password = creds.partition(":") if at else ("root", "", "")
+        user = user or "root"
+        host, port = "127.0.0.1", 3306
+        if address:
+            net, paren, addr = address.partition("(")
+            if not paren or not addr.endswith(")") or net not in ("tcp", "unix"):
+                raise ConfigError("mysql uri address must be tcp(host:port) or unix(/path)")
+            addr = addr[:-1]
+            if net == "unix":
+                socket, host = addr, "localhost"
+            elif ":" in addr:
+                host_part, _, port_text = addr.rpartition(":")
+                host, port = host_part or "127.0.0.1", _port(port_text)
+            elif addr:
+                host = addr
     if not database:
         raise ConfigError(f"mysql uri {user}@{host}:{port} names no database (…/dbname)")
-    return MySQLURI(host, port, database, user or "root", password, socket, params)
+    return MySQLURI(host, port, database, user, password, socket, params)
 
 
 @dataclass(frozen=True)
@@ -426,10 +427,11 @@ def parse_redis_uri(pool: str, value: str) -> ConfigRedis:
     main, _, query = value.partition("?")
     creds = dict(urllib.parse.parse_qsl(query))
     address, sep, db = main.rpartition(":")
-    if not sep or not db.isdigit() or not address:
-        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {main!r}")
+    shown = main.rpartition("@")[2]  # never echo credentials
+    if not sep or not db.isdigit() or not address or "@" in main:
+        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {shown!r}")
     if ":" not in address and not address.endswith(".sock"):
-        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {main!r}")
+        raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {shown!r}")
     return ConfigRedis(pool, address, int(db), creds.get("user", ""), creds.get("password", ""))
 
 

@@ -138,8 +138,15 @@ class Registry:
         self, uri: str, code: str = DEFAULT_POOL_CODE, options: ClickhouseOptions | None = None
     ) -> None:
         _check_code(code)
-        if not isinstance(uri, str) or not uri.startswith(("clickhouse://", "clickhouses://")):
-            raise ConfigError(f"clickhouse pool {code!r}: uri must start with clickhouse://")
+        from fluxa_django.backends.clickhouse import safe_clickhouse_uri
+
+        if not isinstance(uri, str):
+            raise ConfigError(f"clickhouse pool {code!r}: uri must be a string")
+        try:
+            safe_clickhouse_uri(uri)
+        except (ConfigError, ValueError) as exc:
+            reason = exc if isinstance(exc, ConfigError) else "uri has an invalid port"
+            raise ConfigError(f"clickhouse pool {code!r}: {reason}") from None
         self.clickhouse_pools[code] = ClickhousePoolConfig(
             code, uri, options or ClickhouseOptions()
         )

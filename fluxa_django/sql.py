@@ -11,6 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 _LIST_TYPES = (list, tuple, set, frozenset)
+# MySQL starts a `--` comment only when whitespace (or the end) follows the dashes.
+_SPACE = frozenset(("", " ", "\t", "\r", "\n", "\f", "\v"))
 
 
 @lru_cache(maxsize=4096)
@@ -39,7 +41,7 @@ def _split(sql: str) -> tuple[str, ...]:
             buf.append(sql[i : end + 1].replace("%", "%%"))
             i = end + 1
             continue
-        if (ch == "-" and sql.startswith("-- ", i)) or ch == "#":
+        if ch == "#" or (ch == "-" and sql.startswith("--", i) and sql[i + 2 : i + 3] in _SPACE):
             end = sql.find("\n", i)
             end = n if end < 0 else end
             buf.append(sql[i:end].replace("%", "%%"))

@@ -18,7 +18,7 @@ from fluxa_django.errors import ConfigError, PoolError
 def safe_clickhouse_uri(uri: str) -> str:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("clickhouse", "clickhouses"):
-        raise ConfigError("clickhouse uri must start with clickhouse://")
+        raise ConfigError("uri must start with clickhouse://")
     return f"{parts.hostname}:{parts.port or 9000}{parts.path}"
 
 

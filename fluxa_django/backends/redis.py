@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.lock import Lock
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from fluxa_django.config import RedisOptions, parse_redis_address
@@ -60,6 +62,8 @@ class RedisPool:
             "socket_connect_timeout": 5,
             "socket_timeout": 10,
             "health_check_interval": 30,
+            # One quick retry: an unreachable server should fail validate() fast.
+            "retry": Retry(NoBackoff(), 1),
         }
         if options.sentinels:
             if not options.master:

@@ -1,0 +1,1 @@
+"""What generated code calls: query building, the read path, the context and flush."""
