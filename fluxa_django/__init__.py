@@ -6,6 +6,7 @@ internal and may change.
 
 from __future__ import annotations
 
+from fluxa_django.codegen import generate
 from fluxa_django.conf import get_engine
 from fluxa_django.config import (
     DEFAULT_POOL_CODE,
@@ -38,6 +39,8 @@ from fluxa_django.errors import (
 )
 from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint32, uint64
 from fluxa_django.registry import Registry
+from fluxa_django.runtime.context import Context
+from fluxa_django.runtime.query import Pager, Query, Where
 from fluxa_django.schema import Entity, EntitySchema, Reference, References, field
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "ConfigMysql",
     "ConfigRedis",
     "ConfigRedisSentinel",
+    "Context",
     "DefinitionError",
     "DefinitionErrors",
     "Engine",
@@ -66,12 +70,16 @@ __all__ = [
     "KafkaPoolOptions",
     "KafkaTopic",
     "MySQLOptions",
+    "Pager",
     "PoolError",
+    "Query",
     "RedisOptions",
     "Reference",
     "References",
     "Registry",
+    "Where",
     "field",
+    "generate",
     "get_engine",
     "int8",
     "int16",

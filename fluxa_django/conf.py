@@ -10,6 +10,7 @@ import importlib
 import threading
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fluxa_django.config import ConfigMysql, config_from_yaml
@@ -90,6 +91,8 @@ def registry_from_settings() -> Registry:
         )
     registry = Registry()
     registry.init_by_config(config)
+    for code, alias in aliases.items():
+        registry.mysql_pools[code] = replace(registry.mysql_pools[code], django_alias=alias)
     registry.register_entity(*entity_classes(conf.get("ENTITIES", [])))
     options = conf.get("OPTIONS", {})
     if not isinstance(options, Mapping):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.backends.redis import RedisPool
     from fluxa_django.registry import Registry
+    from fluxa_django.runtime.context import Context
     from fluxa_django.schema import Entity, EntitySchema
 
 
@@ -44,6 +45,12 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"
+
+    def new_context(self) -> Context:
+        """A fresh unit of work (context cache, tracked entities, loggers)."""
+        from fluxa_django.runtime.context import Context
+
+        return Context(self)
 
     def option(self, key: str, default: Any = None) -> Any:
         return self._options.get(key, default)

@@ -41,6 +41,7 @@ class MySQLPoolConfig:
     code: str
     uri: MySQLURI
     options: MySQLOptions
+    django_alias: str | None = None  # set when the pool is a Django DATABASES alias
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ class Registry:
         try:
             mysql = {}
             for code, m in self.mysql_pools.items():
-                pool = MySQLPool(code, m.uri, m.options)
+                pool = MySQLPool(code, m.uri, m.options, m.django_alias)
                 pool.connect()
                 opened.append(pool)
                 mysql[code] = pool

@@ -56,8 +56,11 @@ class _Conn:
 class MySQLPool:
     """A bounded pool of mysqlclient connections to one database."""
 
-    def __init__(self, code: str, uri: MySQLURI, options: MySQLOptions) -> None:
+    def __init__(
+        self, code: str, uri: MySQLURI, options: MySQLOptions, django_alias: str | None = None
+    ) -> None:
         self.code = code
+        self.django_alias = django_alias
         self.uri = uri
         self.options = options
         self.limits = MySQLLimits(options.max_open_connections or 100, 0, 300)

@@ -1,0 +1,58 @@
+"""``manage.py fluxa_generate``: write the typed providers (no server needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from fluxa_django.codegen import generate
+from fluxa_django.errors import FluxaError
+
+
+def package_dir(dotted: str) -> Path:
+    """The folder of ``GENERATED_PACKAGE`` (created inside its parent package if missing)."""
+    parent, _, leaf = dotted.rpartition(".")
+    if not parent:
+        return Path.cwd() / leaf
+    spec = importlib.util.find_spec(parent)
+    if spec is None or not spec.submodule_search_locations:
+        raise CommandError(
+            f"GENERATED_PACKAGE {dotted!r}: parent package {parent!r} cannot be found"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / leaf
+
+
+class Command(BaseCommand):
+    help = "Generate the typed entity and provider modules into FLUXA['GENERATED_PACKAGE']."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--check", action="store_true", help="exit 1 when the files on disk are stale"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from fluxa_django.conf import fluxa_settings, registry_from_settings
+
+        try:
+            dotted = fluxa_settings().get("GENERATED_PACKAGE")
+            if not isinstance(dotted, str) or not dotted:
+                raise CommandError(
+                    "settings.FLUXA['GENERATED_PACKAGE'] must name the package to write"
+                )
+            target = package_dir(dotted)
+            changed = generate(registry_from_settings(), target, check=options["check"])
+        except FluxaError as exc:
+            raise CommandError(str(exc)) from None
+        if options["check"]:
+            if changed:
+                raise CommandError(
+                    f"generated code in {target} is stale: {', '.join(changed)}; run fluxa_generate"
+                )
+            self.stdout.write(self.style.SUCCESS(f"{target}: generated code is up to date."))
+            return
+        for name in changed:
+            self.stdout.write(f"wrote {target / name}")
+        self.stdout.write(self.style.SUCCESS(f"{target}: {len(changed)} file(s) changed."))

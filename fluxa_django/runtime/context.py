@@ -1,0 +1,189 @@
+"""``Context``: one unit of work (usually one request).
+
+It owns the context cache (entities read in this context, for ``ttl`` seconds),
+the set of tracked entities the next ``flush()`` writes, metadata and query
+loggers. A context is not thread-safe: use one per request/thread (``clone()``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fluxa_django.engine import Engine
+    from fluxa_django.runtime.entity import EntityBase
+
+QueryLogger = Callable[[dict[str, Any]], None]
+_MISSING = object()
+
+
+class Context:
+    """A unit of work bound to an ``Engine``: context cache, tracked entities, loggers."""
+
+    __slots__ = (
+        "_cache",
+        "_cache_enabled",
+        "_loggers",
+        "_meta",
+        "_tracked",
+        "_ttl",
+        "engine",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._cache: dict[tuple[int, int], tuple[Any, float]] = {}
+        self._cache_enabled = True
+        self._ttl = 1.0
+        self._tracked: dict[int, EntityBase] = {}
+        self._meta: dict[str, Any] = {}
+        self._loggers: list[tuple[QueryLogger, bool, bool, bool]] = []
+
+    def __repr__(self) -> str:
+        return f"<Context tracked={len(self._tracked)} cached={len(self._cache)}>"
+
+    # -- configuration -----------------------------------------------------------
+
+    def set_context_cache_ttl(self, seconds: float) -> None:
+        """How long an entity read in this context is served from memory (default 1 s)."""
+        if seconds < 0:
+            raise ValueError("context cache TTL must be >= 0")
+        self._ttl = float(seconds)
+
+    def disable_context_cache(self) -> None:
+        self._cache_enabled = False
+        self._cache.clear()
+
+    def set_meta_data(self, key: str, value: Any) -> None:
+        self._meta[key] = value
+
+    @property
+    def meta_data(self) -> dict[str, Any]:
+        return dict(self._meta)
+
+    def clone(self) -> Context:
+        """A new context with the same engine, settings, metadata and loggers (no entities)."""
+        other = Context(self.engine)
+        other._cache_enabled = self._cache_enabled
+        other._ttl = self._ttl
+        other._meta = dict(self._meta)
+        other._loggers = list(self._loggers)
+        return other
+
+    # -- query logging -----------------------------------------------------------
+
+    def register_query_logger(
+        self, handler: QueryLogger, mysql: bool = True, redis: bool = True, local: bool = True
+    ) -> None:
+        """Call ``handler(entry)`` after every query of the selected kinds.
+
+        ``entry`` has ``source`` ("mysql"/"redis"/"local"), ``pool``, ``operation``,
+        ``query``, ``microseconds``, ``started``, ``finished``, ``error``, ``miss``
+        and ``meta``.
+        """
+        self._loggers.append((handler, mysql, redis, local))
+
+    def enable_query_debug(self) -> None:
+        """Log every query to the ``fluxa_django.queries`` logger at DEBUG level."""
+        import logging
+
+        logger = logging.getLogger("fluxa_django.queries")
+
+        def debug(entry: dict[str, Any]) -> None:
+            logger.debug(
+                "[%s:%s] %s %s (%d µs)%s",
+                entry["source"],
+                entry["pool"],
+                entry["operation"],
+                entry["query"],
+                entry["microseconds"],
+                f" error={entry['error']}" if entry["error"] else "",
+            )
+
+        self.register_query_logger(debug)
+
+    @property
+    def logging(self) -> bool:
+        return bool(self._loggers)
+
+    def _log(
+        self,
+        source: str,
+        pool: str,
+        operation: str,
+        query: str,
+        started: float,
+        error: BaseException | None = None,
+        miss: bool = False,
+    ) -> None:
+        finished = time.time()
+        entry = {
+            "source": source,
+            "pool": pool,
+            "operation": operation,
+            "query": query,
+            "microseconds": int((finished - started) * 1_000_000),
+            "started": started,
+            "finished": finished,
+            "error": str(error) if error is not None else None,
+            "miss": miss,
+            "meta": self._meta,
+        }
+        index = {"mysql": 1, "redis": 2, "local": 3}.get(source, 1)
+        for logger in self._loggers:
+            if logger[index]:
+                logger[0](entry)
+
+    # -- context cache -------------------------------------------------------------
+
+    def _cache_get(self, kind: int, id_: int) -> Any:
+        """The cached entity, ``None`` for a cached miss, or ``_MISSING``."""
+        entry = self._cache.get((kind, id_))
+        if entry is None:
+            return _MISSING
+        if entry[1] < time.monotonic():
+            del self._cache[(kind, id_)]
+            return _MISSING
+        return entry[0]
+
+    def _cache_put(self, kind: int, id_: int, entity: Any) -> None:
+        if self._cache_enabled and self._ttl > 0:
+            self._cache[(kind, id_)] = (entity, time.monotonic() + self._ttl)
+
+    def _cache_drop(self, kind: int, id_: int) -> None:
+        self._cache.pop((kind, id_), None)
+
+    # -- unit of work ----------------------------------------------------------------
+
+    def _track(self, entity: EntityBase) -> None:
+        self._tracked[id(entity)] = entity
+
+    def _untrack(self, entity: EntityBase) -> None:
+        self._tracked.pop(id(entity), None)
+
+    @property
+    def tracked(self) -> list[EntityBase]:
+        return list(self._tracked.values())
+
+    def clear_flush(self) -> None:
+        """Forget every pending change: new entities are dropped, loaded ones reverted."""
+        from fluxa_django.runtime.entity import GONE, LOADED, NEW
+
+        for entity in self._tracked.values():
+            if entity._state == NEW:
+                entity._state = GONE
+                continue
+            if entity._orig is not None:
+                entity._row = entity._orig
+                entity._orig = None
+            if entity._state != GONE:
+                entity._state = LOADED
+        self._tracked.clear()
+
+    def flush(self) -> None:
+        """Write every tracked change: one transaction per MySQL pool."""
+        from fluxa_django.runtime.flush import flush
+
+        flush(self)

@@ -1,0 +1,204 @@
+"""``flush(ctx)``: write every tracked change, one transaction per MySQL pool.
+
+Plan first (validate everything, touch nothing), then per pool: multi-row
+INSERTs per table, one UPDATE of the changed columns per entity, batched
+DELETEs, COMMIT. Entities are marked clean only after their pool committed;
+a failure rolls back that pool and leaves its entities dirty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fluxa_django.runtime import mysql as sql_runner
+from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, LOADED, NEW, EntityBase
+
+if TYPE_CHECKING:
+    from fluxa_django.runtime.context import Context
+    from fluxa_django.runtime.provider import ProviderBase
+
+INSERT_CHUNK = 1000
+
+
+@dataclass
+class TablePlan:
+    provider: ProviderBase[Any]
+    inserts: list[tuple[EntityBase, list[Any]]] = field(default_factory=list)
+    updates: list[tuple[EntityBase, list[Any], list[int], bool]] = field(default_factory=list)
+    deletes: list[EntityBase] = field(default_factory=list)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+
+
+_ZERO_DATETIME = datetime.datetime(1000, 1, 1)
+
+
+def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
+    """Group the tracked entities by pool and table; raises before any SQL on bad input."""
+    now = _now()
+    pools: dict[str, dict[str, TablePlan]] = {}
+    for entity in ctx._tracked.values():
+        provider = entity._provider
+        state = entity._state
+        if state == GONE:
+            continue
+        tables = pools.setdefault(provider.mysql_pool, {})
+        table = tables.get(provider.table)
+        if table is None:
+            table = tables[provider.table] = TablePlan(provider)
+        if state == NEW:
+            row = list(entity._row)
+            provider.validate_insert(row)
+            for index in (provider.created_at_index, provider.updated_at_index):
+                if index is not None and row[index] == _ZERO_DATETIME:
+                    row[index] = now
+            table.inserts.append((entity, row))
+        elif state == FORCE_DELETE or (state == DELETE and provider.fake_delete_index is None):
+            table.deletes.append(entity)
+        else:
+            row = list(entity._row)
+            changed = entity.changed_columns()
+            soft = state == DELETE
+            if soft:
+                index = provider.fake_delete_index
+                assert index is not None
+                if row[index] != row[0]:
+                    row[index] = row[0]
+                    changed.append(index)
+            if not changed:
+                entity._row = entity._orig or tuple(row)  # every value was set back
+                entity._orig = None
+                continue
+            updated = provider.updated_at_index
+            if updated is not None and updated not in changed:
+                row[updated] = now
+                changed.append(updated)
+            table.updates.append((entity, row, sorted(changed), soft))
+    return pools
+
+
+def flush(ctx: Context) -> None:
+    if not ctx._tracked:
+        return
+    pools = plan(ctx)
+    after: list[Callable[[], None]] = []
+    for pool_code in sorted(pools):
+        tables = pools[pool_code]
+        pool = ctx.engine.mysql(pool_code)
+        raw = sql_runner.django_atomic_connection(pool)
+        if raw is not None:
+            _write(ctx, raw, pool_code, tables)
+        else:
+            with pool.connection() as conn:
+                conn.begin()
+                try:
+                    _write(ctx, conn, pool_code, tables)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.rollback()
+                    raise
+                conn.commit()
+        after.extend(_finish(ctx, tables))
+    ctx._tracked.clear()
+    first = ctx.engine.mysql(sorted(pools)[0]) if pools else None
+    if first is not None and sql_runner.in_django_atomic(first):
+        from django.db import transaction
+
+        alias = first.django_alias or "default"
+        for callback in after:
+            transaction.on_commit(callback, using=alias)
+    else:
+        for callback in after:
+            callback()
+
+
+def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> None:
+    cur = conn.cursor()
+    try:
+        for name in sorted(tables):
+            table = tables[name]
+            provider = table.provider
+            rows = table.inserts
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start : start + INSERT_CHUNK]
+                sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(chunk))
+                args: list[Any] = []
+                for _, row in chunk:
+                    args.extend(row)
+                sql_runner.execute(ctx, cur, pool, sql, args, "insert")
+            for _entity, row, changed, _soft in table.updates:
+                columns = provider.update_columns
+                sql = f"UPDATE `{provider.table}` SET {','.join(columns[i] for i in changed)} WHERE `id`=%s"
+                sql_runner.execute(
+                    ctx, cur, pool, sql, [*(row[i] for i in changed), row[0]], "update"
+                )
+            if table.deletes:
+                ids = [e._row[0] for e in table.deletes]
+                sql = (
+                    f"DELETE FROM `{provider.table}` WHERE `id` IN ({','.join(['%s'] * len(ids))})"
+                )
+                sql_runner.execute(ctx, cur, pool, sql, ids, "delete")
+    finally:
+        cur.close()
+
+
+def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], None]]:
+    """Mark entities clean after their pool committed; return the side effects to run."""
+    effects: list[Callable[[], None]] = []
+    for table in tables.values():
+        provider = table.provider
+        kind = provider.kind
+        for entity, row in table.inserts:
+            entity._row = tuple(row)
+            entity._orig = None
+            entity._state = LOADED
+            effects.append(_cache_put(ctx, kind, entity))
+            if provider._after_insert is not None:
+                effects.append(_hook(provider._after_insert, ctx, entity))
+        for entity, row, changed, soft in table.updates:
+            changes = (
+                provider.changes(entity, changed) if not soft and provider._after_update else {}
+            )
+            entity._row = tuple(row)
+            entity._orig = None
+            entity._state = LOADED
+            effects.append(_cache_put(ctx, kind, entity))
+            if soft and provider._after_delete is not None:
+                effects.append(_hook(provider._after_delete, ctx, entity))
+            elif not soft and provider._after_update is not None:
+                effects.append(_update_hook(provider._after_update, ctx, entity, changes))
+        for entity in table.deletes:
+            entity._state = GONE
+            entity._orig = None
+            effects.append(_cache_put(ctx, kind, None, entity._row[0]))
+            if provider._after_delete is not None:
+                effects.append(_hook(provider._after_delete, ctx, entity))
+    return effects
+
+
+def _cache_put(
+    ctx: Context, kind: int, entity: EntityBase | None, id_: int = 0
+) -> Callable[[], None]:
+    key = entity._row[0] if entity is not None else id_
+    return lambda: ctx._cache_put(kind, key, entity)
+
+
+def _hook(
+    handler: Callable[[Context, Any], None], ctx: Context, entity: EntityBase
+) -> Callable[[], None]:
+    return lambda: handler(ctx, entity)
+
+
+def _update_hook(
+    handler: Callable[[Context, Any, dict[str, Any]], None],
+    ctx: Context,
+    entity: EntityBase,
+    changes: dict[str, Any],
+) -> Callable[[], None]:
+    return lambda: handler(ctx, entity, changes)

@@ -1,0 +1,98 @@
+"""Running the ORM's SQL: on the pool, or on Django's connection inside ``atomic()``.
+
+When a MySQL pool is configured with ``{"database": alias}`` and that Django
+connection is inside an ``atomic()`` block, fluxa's reads and writes use the
+same connection, so they join Django's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.runtime.context import Context
+
+
+def django_atomic_connection(pool: MySQLPool) -> Any | None:
+    """Django's raw connection when the pool's alias is inside ``atomic()``, else ``None``."""
+    alias = pool.django_alias
+    if alias is None:
+        return None
+    from django.db import connections
+
+    wrapper = connections[alias]
+    if not wrapper.in_atomic_block:
+        return None
+    wrapper.ensure_connection()
+    return wrapper.connection
+
+
+def in_django_atomic(pool: MySQLPool) -> bool:
+    """True when a Django ``atomic()`` block is open (on the pool's alias or ``default``)."""
+    from django.db import connections
+
+    alias = pool.django_alias or "default"
+    if alias not in connections.settings:
+        return False
+    return bool(connections[alias].in_atomic_block)
+
+
+@contextlib.contextmanager
+def connection(pool: MySQLPool) -> Iterator[Any]:
+    raw = django_atomic_connection(pool)
+    if raw is not None:
+        yield raw
+        return
+    with pool.connection() as conn:
+        yield conn
+
+
+def fetch(
+    ctx: Context, pool: MySQLPool, sql: str, args: Any, operation: str = "select"
+) -> list[Any]:
+    """Run a query and return all rows (one round trip), logging it on the context."""
+    if ctx._loggers:
+        started = time.time()
+        try:
+            rows = _fetch(pool, sql, args)
+        except Exception as exc:
+            ctx._log("mysql", pool.code, operation, _shown(sql, args), started, exc)
+            raise
+        ctx._log("mysql", pool.code, operation, _shown(sql, args), started)
+        return rows
+    return _fetch(pool, sql, args)
+
+
+def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
+    with connection(pool) as raw:
+        cur = raw.cursor()
+        try:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+
+def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation: str) -> int:
+    """Run one statement on an open cursor (inside a flush transaction)."""
+    if ctx._loggers:
+        started = time.time()
+        try:
+            cursor.execute(sql, args)
+        except Exception as exc:
+            ctx._log("mysql", pool, operation, _shown(sql, args), started, exc)
+            raise
+        ctx._log("mysql", pool, operation, _shown(sql, args), started)
+    else:
+        cursor.execute(sql, args)
+    return int(cursor.rowcount)
+
+
+def _shown(sql: str, args: Any) -> str:
+    """The statement for logs: SQL text with placeholders, never the bound values."""
+    count = len(args) if args else 0
+    return f"{sql} -- {count} parameter(s)" if count else sql

@@ -1,0 +1,279 @@
+"""``ProviderBase``: the behaviour every generated provider shares.
+
+Generated subclasses write out everything entity-specific as class attributes
+(SQL strings, column lists, the default row, field references) plus typed
+wrappers; this base only runs them. No per-field metadata is walked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from fluxa_django.errors import EntityNotFound
+from fluxa_django.runtime import mysql as sql_runner
+from fluxa_django.runtime.context import _MISSING, Context
+from fluxa_django.runtime.entity import LOADED, NEW, EntityBase
+from fluxa_django.runtime.query import Condition, Pager, Query, Where
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.runtime.ids import IdAllocator
+
+E = TypeVar("E", bound=EntityBase)
+InsertHook = Callable[[Context, Any], None]
+UpdateHook = Callable[[Context, Any, dict[str, Any]], None]
+
+
+class ProviderBase(Generic[E]):
+    """Reads, searches and creates one entity type. One instance per entity (a singleton)."""
+
+    # -- written out by the generator -------------------------------------------
+    entity_class: ClassVar[type[Any]]
+    entity_name: ClassVar[str]
+    table: ClassVar[str]
+    mysql_pool: ClassVar[str]
+    id_pool: ClassVar[str]  # Redis pool of the id counter
+    kind: ClassVar[int]  # context-cache key of the entity type
+    id_max: ClassVar[int]
+    select_sql: ClassVar[str]  # SELECT <all columns> FROM `t`
+    count_sql: ClassVar[str]  # SELECT COUNT(*) FROM `t`
+    select_ids_sql: ClassVar[str]  # SELECT `id` FROM `t`
+    by_id_sql: ClassVar[str]
+    insert_sql: ClassVar[str]  # INSERT INTO `t` (...) VALUES
+    insert_row_sql: ClassVar[str]  # (%s,...)
+    update_columns: ClassVar[tuple[str, ...]]  # "`col`=%s" by position
+    attribute_names: ClassVar[tuple[str, ...]]  # Python attribute by position
+    fake_delete_sql: ClassVar[str | None]
+    fake_delete_index: ClassVar[int | None]
+    created_at_index: ClassVar[int | None]
+    updated_at_index: ClassVar[int | None]
+    required_references: ClassVar[tuple[tuple[int, str], ...]]
+    default_row: ClassVar[tuple[Any, ...]]
+
+    def __init__(self) -> None:
+        self._after_insert: InsertHook | None = None
+        self._after_update: UpdateHook | None = None
+        self._after_delete: InsertHook | None = None
+        self._allocators: dict[int, IdAllocator] = {}
+
+    def __repr__(self) -> str:
+        return f"<{self.entity_name}Provider table={self.table!r}>"
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _pool(self, ctx: Context) -> MySQLPool:
+        return ctx.engine.mysql(self.mysql_pool)
+
+    def _load(self, ctx: Context, row: tuple[Any, ...]) -> E:
+        entity: E = object.__new__(self.entity_class)
+        entity._ctx = ctx
+        entity._row = row
+        entity._orig = None
+        entity._state = LOADED
+        return entity
+
+    def _hydrate(self, ctx: Context, rows: Iterable[tuple[Any, ...]]) -> list[E]:
+        """Entities for full rows, reusing the ones this context already holds."""
+        kind = self.kind
+        out: list[E] = []
+        for row in rows:
+            cached = ctx._cache_get(kind, row[0])
+            if cached is not _MISSING and cached is not None:
+                out.append(cached)
+                continue
+            entity = self._load(ctx, row)
+            ctx._cache_put(kind, row[0], entity)
+            out.append(entity)
+        return out
+
+    def _id_allocator(self, ctx: Context) -> IdAllocator:
+        engine = ctx.engine
+        allocator = self._allocators.get(id(engine))
+        if allocator is None:
+            from fluxa_django.runtime.ids import IdAllocator
+
+            if self.id_pool not in engine.redis_pools:
+                raise LookupError(
+                    f"entity {self.entity_name}: new() needs Redis pool {self.id_pool!r} for id allocation"
+                )
+            allocator = IdAllocator(
+                self.entity_name,
+                self.table,
+                engine.redis(self.id_pool),
+                self._pool(ctx),
+                self.id_max,
+            )
+            self._allocators[id(engine)] = allocator
+        return allocator
+
+    # -- creating --------------------------------------------------------------------
+
+    def new(self, ctx: Context) -> E:
+        """A new entity with the next free id; inserted by the next ``ctx.flush()``."""
+        return self._new(ctx, self._id_allocator(ctx).next_id())
+
+    def new_with_id(self, ctx: Context, id: int) -> E:
+        """A new entity with a caller-chosen id."""
+        if isinstance(id, bool) or not isinstance(id, int) or not 1 <= id <= self.id_max:
+            raise ValueError(f"{self.entity_name}.id: {id!r} is not a valid id (1..{self.id_max})")
+        return self._new(ctx, id)
+
+    def _new(self, ctx: Context, id_: int) -> E:
+        entity: E = object.__new__(self.entity_class)
+        entity._ctx = ctx
+        row = list(self.default_row)
+        row[0] = id_
+        entity._row = row
+        entity._orig = None
+        entity._state = NEW
+        ctx._track(entity)
+        return entity
+
+    # -- by id -------------------------------------------------------------------------
+
+    def get_by_id(self, ctx: Context, id: int) -> E | None:
+        """The entity with this id (soft-deleted ones included), or ``None``."""
+        cached = ctx._cache_get(self.kind, id)
+        if cached is not _MISSING:
+            found: E | None = cached
+            return found
+        rows = sql_runner.fetch(ctx, self._pool(ctx), self.by_id_sql, (id,))
+        if not rows:
+            ctx._cache_put(self.kind, id, None)
+            return None
+        entity = self._load(ctx, rows[0])
+        ctx._cache_put(self.kind, id, entity)
+        return entity
+
+    def must_get_by_id(self, ctx: Context, id: int) -> E:
+        entity = self.get_by_id(ctx, id)
+        if entity is None:
+            raise EntityNotFound(f"{self.entity_name} with id {id} not found")
+        return entity
+
+    def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[E]:
+        """Entities in input order, each id once, missing ids skipped (one query at most)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        kind = self.kind
+        found: dict[int, E | None] = {}
+        missing: list[int] = []
+        for id_ in wanted:
+            cached = ctx._cache_get(kind, id_)
+            if cached is _MISSING:
+                missing.append(id_)
+            else:
+                found[id_] = cached
+        if missing:
+            sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(missing))})"
+            for row in sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing)):
+                entity = self._load(ctx, row)
+                ctx._cache_put(kind, row[0], entity)
+                found[row[0]] = entity
+            for id_ in missing:
+                if id_ not in found:
+                    ctx._cache_put(kind, id_, None)
+        return [e for e in (found.get(i) for i in wanted) if e is not None]
+
+    # -- searching ----------------------------------------------------------------------
+
+    def _fake(self, where: Where | None) -> str | None:
+        return self.fake_delete_sql
+
+    def _rows(self, ctx: Context, head: str, query: Query) -> list[Any]:
+        clause, args = query.where_clause(self._fake(query.where))
+        page = query.page
+        sql = head + clause + query.order_clause() + (page.limit_sql() if page else "")
+        return sql_runner.fetch(ctx, self._pool(ctx), sql, args)
+
+    def search_many(self, ctx: Context, query: Query) -> list[E]:
+        """Entities matching ``query`` in its order (one MySQL round trip)."""
+        return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
+
+    def count(self, ctx: Context, query: Query | None = None) -> int:
+        clause, args = (query or Query()).where_clause(self._fake((query or Query()).where))
+        rows = sql_runner.fetch(ctx, self._pool(ctx), self.count_sql + clause, args, "count")
+        return int(rows[0][0])
+
+    def search_many_with_total(self, ctx: Context, query: Query) -> tuple[list[E], int]:
+        """The page of ``query`` and the total number of matches (two round trips; one when 0)."""
+        total = self.count(ctx, query)
+        if total == 0:
+            return [], 0
+        return self.search_many(ctx, query), total
+
+    def search_one(self, ctx: Context, query: Query | Where) -> E | None:
+        if isinstance(query, Where):
+            query = Query().filter_where(query)
+        one = Query()
+        one._conditions = list(query._conditions)
+        one._where = query._where
+        one._order = list(query._order)
+        one._pager = Pager(1, 1)
+        found = self.search_many(ctx, one)
+        return found[0] if found else None
+
+    def search(self, ctx: Context, where: Where, pager: Pager | None = None) -> list[E]:
+        return self.search_many(ctx, Query().filter_where(where).pager(pager))
+
+    def search_with_count(self, ctx: Context, where: Where, pager: Pager) -> tuple[list[E], int]:
+        return self.search_many_with_total(ctx, Query().filter_where(where).pager(pager))
+
+    def search_ids(self, ctx: Context, where: Where, pager: Pager | None = None) -> list[int]:
+        rows = self._rows(ctx, self.select_ids_sql, Query().filter_where(where).pager(pager))
+        return [row[0] for row in rows]
+
+    def search_ids_with_count(
+        self, ctx: Context, where: Where, pager: Pager
+    ) -> tuple[list[int], int]:
+        total = self.count(ctx, Query().filter_where(where))
+        if total == 0:
+            return [], 0
+        return self.search_ids(ctx, where, pager), total
+
+    def get_all(self, ctx: Context) -> list[E]:
+        query = Query()
+        query._order.append(("`id`", True))
+        return self.search_many(ctx, query)
+
+    def _by_columns(
+        self, ctx: Context, conditions: Sequence[Condition], pager: Pager | None, one: bool
+    ) -> list[E]:
+        query = Query()
+        query._conditions = list(conditions)
+        query._pager = Pager(1, 1) if one else pager
+        return self.search_many(ctx, query)
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def on_after_insert(self, handler: Callable[[Context, E], None]) -> None:
+        """Call ``handler(ctx, entity)`` after a flush inserted an entity (replaces the previous one)."""
+        self._after_insert = handler
+
+    def on_after_update(self, handler: Callable[[Context, E, dict[str, Any]], None]) -> None:
+        """Call ``handler(ctx, entity, changes)``; ``changes`` maps field -> old value."""
+        self._after_update = handler
+
+    def on_after_delete(self, handler: Callable[[Context, E], None]) -> None:
+        self._after_delete = handler
+
+    # -- flush support -------------------------------------------------------------------------
+
+    def validate_insert(self, row: Sequence[Any]) -> None:
+        for index, name in self.required_references:
+            if not row[index]:
+                raise ValueError(f"{self.entity_name}.{name}: a required reference is not set")
+
+    def changes(self, entity: E, columns: Sequence[int]) -> dict[str, Any]:
+        """``{attribute: old value}`` for the changed columns (auto timestamps left out)."""
+        orig = entity._orig
+        assert orig is not None
+        old = self._load(entity._ctx, orig)
+        skip = {self.created_at_index, self.updated_at_index}
+        return {
+            self.attribute_names[i]: getattr(old, self.attribute_names[i])
+            for i in columns
+            if i not in skip
+        }

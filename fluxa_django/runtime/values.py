@@ -1,0 +1,141 @@
+"""Validation and conversion helpers called by generated setters and getters.
+
+Every error names ``Entity.field`` and says what was wrong; nothing here walks
+schema metadata: generated code passes the constants it needs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+S = TypeVar("S", bound=enum.StrEnum)
+_UTC = datetime.UTC
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def check_int(value: Any, lo: int, hi: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: expected int, got {_kind(value)}")
+    number = int(value)
+    if not lo <= number <= hi:
+        raise ValueError(f"{where}: {number} is out of range {lo}..{hi}")
+    return number
+
+
+def check_bool(value: Any, where: str) -> int:
+    if not isinstance(value, bool):
+        raise TypeError(f"{where}: expected bool, got {_kind(value)}")
+    return 1 if value else 0
+
+
+def check_float(value: Any, precision: int | None, unsigned: bool, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where}: expected float, got {_kind(value)}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{where}: {result} cannot be stored (not finite)")
+    if unsigned and result < 0:
+        raise ValueError(f"{where}: {result} is negative but the column is unsigned")
+    if precision is not None:
+        result = round(result, precision)
+    return result
+
+
+def to_decimal(value: Any, digits: int, scale: int, unsigned: bool, where: str) -> Decimal:
+    result = check_float(value, scale, unsigned, where)
+    if abs(result) >= 10 ** (digits - scale):
+        raise ValueError(f"{where}: {result} does not fit decimal({digits},{scale})")
+    return Decimal(f"{result:.{scale}f}")
+
+
+def check_str(value: Any, max_length: int, where: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: expected str, got {_kind(value)}")
+    if len(value) > max_length:
+        raise ValueError(f"{where}: {len(value)} characters exceed the maximum of {max_length}")
+    return str(value)
+
+
+def check_bytes(value: Any, max_length: int, where: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"{where}: expected bytes, got {_kind(value)}")
+    result = bytes(value)
+    if len(result) > max_length:
+        raise ValueError(f"{where}: {len(result)} bytes exceed the maximum of {max_length}")
+    return result
+
+
+def check_date(value: Any, where: str) -> datetime.date:
+    if isinstance(value, datetime.datetime) or not isinstance(value, datetime.date):
+        raise TypeError(f"{where}: expected datetime.date, got {_kind(value)}")
+    return value
+
+
+def check_datetime(value: Any, where: str) -> datetime.datetime:
+    """Second precision, naive UTC (an aware datetime is converted to UTC)."""
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{where}: expected datetime.datetime, got {_kind(value)}")
+    moment: datetime.datetime = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_UTC).replace(tzinfo=None)
+    if moment.year < 1000:
+        raise ValueError(f"{where}: {moment} is before 1000-01-01, the first datetime MySQL stores")
+    return moment.replace(microsecond=0) if moment.microsecond else moment
+
+
+def to_enum_value(value: Any, allowed: frozenset[str], where: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: expected str enum value, got {_kind(value)}")
+    text = value.value if isinstance(value, enum.Enum) else str(value)
+    if text not in allowed:
+        raise ValueError(f"{where}: {text!r} is not one of {sorted(allowed)}")
+    return text
+
+
+def to_set_value(value: Any, order: tuple[str, ...], where: str) -> str:
+    """An iterable of members/values -> MySQL SET text in definition order."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"{where}: expected a set of values, got {_kind(value)}")
+    chosen = set()
+    for item in value:
+        text = to_enum_value(item, frozenset(order), where)
+        chosen.add(text)
+    return ",".join(v for v in order if v in chosen)
+
+
+def from_set_value(value: str, members: Mapping[str, S]) -> set[S]:
+    return {members[v] for v in value.split(",") if v}
+
+
+def from_set_text(value: str) -> set[str]:
+    return {v for v in value.split(",") if v}
+
+
+def check_reference(value: Any, id_max: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: expected an id (int), got {_kind(value)}")
+    if not 1 <= value <= id_max:
+        raise ValueError(f"{where}: {value} is not a valid id (1..{id_max})")
+    return int(value)
+
+
+def to_ids_json(value: Any, id_max: int, where: str) -> str:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{where}: expected a list of ids, got {_kind(value)}")
+    return json.dumps([check_reference(v, id_max, where) for v in value], separators=(",", ":"))
+
+
+def from_ids_json(value: str) -> list[int]:
+    if not value:
+        return []
+    ids: list[int] = json.loads(value)
+    return ids
