@@ -29,6 +29,7 @@ from fluxa_django.config import (
     RedisOptions,
 )
 from fluxa_django.engine import Engine
+from fluxa_django.middleware import current_context
 from fluxa_django.errors import (
     ConfigError,
     DefinitionError,
@@ -78,6 +79,7 @@ __all__ = [
     "References",
     "Registry",
     "Where",
+    "current_context",
     "field",
     "generate",
     "get_engine",

@@ -117,3 +117,25 @@ class EveryTypeEntity(Entity):
         table = "every_type"
         indexes = {"Day": ["day"], "StatusColor": ["status", "color"]}
         unique_indexes = {"Short": ["short"]}
+
+
+class UserEntity(Entity):
+    """The seed's UserEntity (01-introduction.txt)."""
+
+    id: uint64
+    name: str = field(required=True)
+    email: str = field(required=True)
+    age: uint8
+
+    class Meta:
+        redis_cache = True
+        unique_indexes = {"Email": ["email"]}
+
+
+class DeletableUserEntity(Entity):
+    """The seed's fake-delete UserEntity (03-fake-delete.txt)."""
+
+    id: uint64
+    name: str
+    email: str
+    fake_delete: bool

@@ -32,5 +32,6 @@ FLUXA = {
         },
     },
     "ENTITIES": ["tests.entities"],
+    "GENERATED_PACKAGE": "tests.generated",
     "OPTIONS": {"app_name": "fluxa-tests"},
 }

@@ -21,9 +21,14 @@ from tests.services import REDIS_ADDRESS, mysql_uri
 
 @pytest.fixture(autouse=True)
 def fresh_engine() -> Iterator[None]:
-    reset_engine()
+    """Each test builds its own engine; the session's (plugin) engine is kept aside."""
+    from fluxa_django import conf
+
+    saved = conf._engine
+    conf._engine = None
     yield
     reset_engine()
+    conf._engine = saved
 
 
 def fluxa(db: str = "unused", entities: list[str] | None = None, **pool: Any) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def run_migrate(
 
 
 def tables(db: str) -> set[str]:
-    reset_engine()
+    reset_engine()  # a fresh engine: the one the command built is closed
     return {r[0] for r in get_engine().mysql().query("SHOW TABLES")} if db else set()
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from fluxa_django.runtime.observe import OBSERVERS, notify
+
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.backends.redis import RedisPool
@@ -60,8 +62,13 @@ class IdAllocator:
         return value
 
     def _reserve(self) -> None:
+        if OBSERVERS:
+            notify("redis", "reserve ids")
         end = int(self._script(keys=[self.key], args=[self.block, ""]))
         if end < 0:
+            if OBSERVERS:
+                notify("mysql", "max id")
+                notify("redis", "reserve ids")
             row = self.mysql.query_row(f"SELECT IFNULL(MAX(`id`), 0) FROM `{self.table}`")
             seed = int(row[0]) if row else 0
             end = int(self._script(keys=[self.key], args=[self.block, seed]))

@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from fluxa_django.runtime.observe import OBSERVERS, notify
+
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.runtime.context import Context
@@ -55,6 +57,8 @@ def fetch(
     ctx: Context, pool: MySQLPool, sql: str, args: Any, operation: str = "select"
 ) -> list[Any]:
     """Run a query and return all rows (one round trip), logging it on the context."""
+    if OBSERVERS:
+        notify("mysql", operation)
     if ctx._loggers:
         started = time.time()
         try:
@@ -79,6 +83,8 @@ def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
 
 def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation: str) -> int:
     """Run one statement on an open cursor (inside a flush transaction)."""
+    if OBSERVERS:
+        notify("mysql", operation)
     if ctx._loggers:
         started = time.time()
         try:

@@ -1,18 +1,141 @@
-"""The pytest plugin: fixtures for tests of projects that use fluxa_django.
+"""The pytest plugin (auto-registered): fixtures for projects that use fluxa_django.
 
-``fluxa_engine`` gives the process engine built from the ``FLUXA`` setting.
+- ``fluxa_engine``: the engine from ``settings.FLUXA``, with every MySQL pool on
+  a test database (a Django alias uses pytest-django's test database; a pool
+  given by URI uses ``test_<name>``, created here) and the schema applied.
+- ``fluxa_ctx``: a fresh Context per test; entity tables emptied and the Redis
+  databases of the pools flushed before the test. Point the test settings'
+  Redis pools at databases reserved for tests.
+- ``fluxa_assert_queries``: ``with fluxa_assert_queries(mysql=1, redis=0): ...``
+  fails when the block makes a different number of round trips.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from fluxa_django.engine import Engine
+from fluxa_django.runtime.context import Context
+from fluxa_django.runtime.observe import OBSERVERS
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests using fluxa fixtures get ``django_db(transaction=True)``.
+
+    pytest-django creates test databases only for marked tests, and flushes
+    must really commit (their cache side effects wait for the commit).
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"fluxa_ctx", "fluxa_engine"} and item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+def _test_registry() -> Any:
+    from fluxa_django.conf import registry_from_settings
+    from fluxa_django.config import MySQLURI
+
+    registry = registry_from_settings()
+    for code, pool in list(registry.mysql_pools.items()):
+        if pool.django_alias is None and not pool.uri.database.startswith("test_"):
+            uri: MySQLURI = replace(pool.uri, database=f"test_{pool.uri.database}")
+            registry.mysql_pools[code] = replace(pool, uri=uri)
+    return registry
+
+
+def _create_database(uri: Any) -> None:
+    import MySQLdb
+
+    kwargs: dict[str, Any] = {"user": uri.user, "passwd": uri.password}
+    if uri.unix_socket:
+        kwargs["unix_socket"] = uri.unix_socket
+    else:
+        kwargs.update(host=uri.host, port=uri.port)
+    conn = MySQLdb.connect(**kwargs)
+    try:
+        conn.cursor().execute(
+            f"CREATE DATABASE IF NOT EXISTS `{uri.database}` CHARACTER SET utf8mb4"
+        )
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
-def fluxa_engine() -> Engine:
-    """The validated engine from ``settings.FLUXA`` (built once per session)."""
-    from fluxa_django.conf import get_engine
+def fluxa_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The engine on test databases, schema applied (built once per session)."""
+    from fluxa_django import conf
+    from fluxa_django.migrate import apply_alters, plan_mysql
 
-    return get_engine()
+    registry = _test_registry()
+    if any(p.django_alias for p in registry.mysql_pools.values()):
+        request.getfixturevalue("django_db_setup")
+        blocker = request.getfixturevalue("django_db_blocker")
+        unblock: contextlib.AbstractContextManager[Any] = blocker.unblock()
+    else:
+        unblock = contextlib.nullcontext()
+    with unblock:
+        registry = _test_registry()  # aliases now name pytest-django's test databases
+        for pool in registry.mysql_pools.values():
+            if pool.django_alias is None:
+                _create_database(pool.uri)
+        engine = registry.validate()
+        apply_alters(engine, plan_mysql(engine).alters)
+    conf._engine = engine  # get_engine() and the middleware use the test engine
+    yield engine
+    conf._engine = None
+    engine.close()
+
+
+@pytest.fixture
+def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
+    """A fresh Context; entity tables are empty and Redis databases flushed."""
+    if any(p.django_alias for p in fluxa_engine.mysql_pools.values()):
+        request.getfixturevalue("transactional_db")
+    for schema in fluxa_engine.schemas.values():
+        fluxa_engine.mysql(schema.mysql_pool).exec(f"DELETE FROM `{schema.table}`")
+    for pool in fluxa_engine.redis_pools.values():
+        pool.client.flushdb()
+    return fluxa_engine.new_context()
+
+
+class QueryCounter:
+    """Counts round trips per source while active."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {"mysql": 0, "redis": 0}
+        self.operations: list[tuple[str, str]] = []
+
+    def __call__(self, source: str, operation: str) -> None:
+        self.counts[source] = self.counts.get(source, 0) + 1
+        self.operations.append((source, operation))
+
+
+@pytest.fixture
+def fluxa_assert_queries() -> Callable[..., contextlib.AbstractContextManager[QueryCounter]]:
+    """``with fluxa_assert_queries(mysql=N, redis=M):`` pins the round trips of a block."""
+
+    @contextlib.contextmanager
+    def assert_queries(
+        mysql: int | None = None, redis: int | None = None
+    ) -> Iterator[QueryCounter]:
+        counter = QueryCounter()
+        OBSERVERS.append(counter)
+        try:
+            yield counter
+        finally:
+            OBSERVERS.remove(counter)
+        expected = {"mysql": mysql, "redis": redis}
+        for source, count in expected.items():
+            if count is not None and counter.counts[source] != count:
+                ops = [op for src, op in counter.operations if src == source]
+                pytest.fail(
+                    f"expected {count} {source} round trip(s), got {counter.counts[source]}: {ops}"
+                )
+
+    return assert_queries
