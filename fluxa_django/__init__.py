@@ -29,7 +29,6 @@ from fluxa_django.config import (
     RedisOptions,
 )
 from fluxa_django.engine import Engine
-from fluxa_django.middleware import current_context
 from fluxa_django.errors import (
     ConfigError,
     DefinitionError,
@@ -39,6 +38,7 @@ from fluxa_django.errors import (
     PoolError,
 )
 from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint32, uint64
+from fluxa_django.middleware import current_context
 from fluxa_django.registry import Registry
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.query import Pager, Query, Where
