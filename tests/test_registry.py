@@ -32,7 +32,13 @@ from fluxa_django import (
 )
 from fluxa_django.conf import entity_classes
 from fluxa_django.errors import ConfigError, DefinitionErrors
-from tests.entities import CategoryEntity, EveryTypeEntity, ProductEntity
+from tests.entities import (
+    CategoryEntity,
+    DeletableUserEntity,
+    EveryTypeEntity,
+    ProductEntity,
+    UserEntity,
+)
 from tests.test_config import seed_yaml
 
 SECRET = "s3cr3t-PW"
@@ -529,14 +535,20 @@ def entities_registry(*, with_redis: bool) -> Registry:
 
 def test_check_test_entities_is_clean() -> None:
     registry = entities_registry(with_redis=True)
-    assert set(registry.entities) == {CategoryEntity, ProductEntity, EveryTypeEntity}
+    assert set(registry.entities) == {
+        CategoryEntity,
+        ProductEntity,
+        EveryTypeEntity,
+        UserEntity,
+        DeletableUserEntity,
+    }
     assert registry.check() == []
 
 
 def test_check_reports_missing_redis_pool() -> None:
     errors = entities_registry(with_redis=False).check()
     assert {e.code for e in errors} == {"E027"}
-    assert {e.entity for e in errors} == {"ProductEntity", "EveryTypeEntity"}
+    assert {e.entity for e in errors} == {"ProductEntity", "EveryTypeEntity", "UserEntity"}
     assert all("redis pool 'default'" in str(e) for e in errors)
 
 

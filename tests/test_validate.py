@@ -24,7 +24,13 @@ from fluxa_django import (
 from fluxa_django.conf import entity_classes
 from fluxa_django.engine import Engine
 from fluxa_django.errors import DefinitionErrors, FluxaError, PoolError
-from tests.entities import CategoryEntity, EveryTypeEntity, ProductEntity
+from tests.entities import (
+    CategoryEntity,
+    DeletableUserEntity,
+    EveryTypeEntity,
+    ProductEntity,
+    UserEntity,
+)
 from tests.services import (
     CLICKHOUSE_URI,
     KAFKA_BROKER,
@@ -96,7 +102,13 @@ def full_engine(mysql_db: str) -> Iterator[Engine]:
 
 
 def test_validate_returns_a_working_engine(full_engine: Engine, mysql_db: str) -> None:
-    assert set(full_engine.schemas) == {CategoryEntity, ProductEntity, EveryTypeEntity}
+    assert set(full_engine.schemas) == {
+        CategoryEntity,
+        ProductEntity,
+        EveryTypeEntity,
+        UserEntity,
+        DeletableUserEntity,
+    }
     assert full_engine.schema("ProductEntity").table == "ProductEntity"
     assert full_engine.option("app_name") == "validate-test"
 

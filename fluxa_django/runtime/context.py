@@ -51,6 +51,7 @@ class Context:
         if seconds < 0:
             raise ValueError("context cache TTL must be >= 0")
         self._ttl = float(seconds)
+        self._cache.clear()  # entries cached under the old TTL must not outlive the new one
 
     def disable_context_cache(self) -> None:
         self._cache_enabled = False

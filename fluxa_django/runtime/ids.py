@@ -44,8 +44,8 @@ class IdAllocator:
         self.mysql = mysql
         self.max_id = max_id
         self.block = block
-        self._next = 0
-        self._end = -1
+        self._next = 1
+        self._end = 0
         self._lock = threading.Lock()
         self._script = redis.client.register_script(_RESERVE)
 
@@ -70,7 +70,9 @@ class IdAllocator:
                 notify("mysql", "max id")
                 notify("redis", "reserve ids")
             row = self.mysql.query_row(f"SELECT IFNULL(MAX(`id`), 0) FROM `{self.table}`")
-            seed = int(row[0]) if row else 0
+            # The counter is gone (new Redis, restart, FLUSHDB): never go below an id
+            # this process already handed out, even one not flushed yet.
+            seed = max(int(row[0]) if row else 0, self._end)
             end = int(self._script(keys=[self.key], args=[self.block, seed]))
         self._end = end
         self._next = end - self.block + 1

@@ -1,0 +1,330 @@
+"""Flush (unit of work) and Context behaviour against real MariaDB + Redis."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import MySQLdb
+import pytest
+from django.db import transaction
+
+from fluxa_django import Context, EntityNotFound, Query
+from fluxa_django.testing.plugin import QueryCounter
+from tests.generated import (
+    CategoryEntity,
+    CategoryEntityProvider,
+    ProductEntity,
+    ProductEntityProvider,
+    Status,
+    UserEntityProvider,
+)
+
+AssertQueries = Callable[..., AbstractContextManager[QueryCounter]]
+
+
+def statements(ctx: Context) -> list[str]:
+    log: list[str] = []
+    ctx.register_query_logger(lambda e: log.append(e["query"]), redis=False, local=False)
+    return log
+
+
+def new_product(ctx: Context, category: CategoryEntity, name: str) -> ProductEntity:
+    product = ProductEntityProvider.new(ctx)
+    product.name = name
+    product.category = category
+    product.status = Status.ACTIVE
+    return product
+
+
+def new_category(ctx: Context, name: str) -> CategoryEntity:
+    category = CategoryEntityProvider.new(ctx)
+    category.name = name
+    return category
+
+
+def count(ctx: Context, table: str) -> int:
+    row = ctx.engine.mysql().query_row(f"SELECT COUNT(*) FROM `{table}`")
+    assert row is not None
+    return int(row[0])
+
+
+def test_new_entities_are_one_multi_row_insert_per_table(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Books")
+    products = [new_product(fluxa_ctx, category, f"Book {i}") for i in range(5)]
+    log = statements(fluxa_ctx)
+    with fluxa_assert_queries(mysql=2, redis=0):
+        fluxa_ctx.flush()
+    assert [s.split(" (")[0] for s in log] == [
+        "INSERT INTO `CategoryEntity`",
+        "INSERT INTO `ProductEntity`",
+    ]
+    assert count(fluxa_ctx, "ProductEntity") == 5
+    assert all(not p.is_new and not p.is_dirty for p in products)
+    fresh = ProductEntityProvider.must_get_by_id(fluxa_ctx.engine.new_context(), products[0].id)
+    assert fresh.category_id == category.id, "new entities reference each other before the flush"
+    assert (
+        abs(
+            fresh.created_at - datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        ).total_seconds()
+        < 5
+    )
+
+
+def test_ids_are_allocated_in_new_and_unique(fluxa_ctx: Context) -> None:
+    ids = [new_category(fluxa_ctx, f"c{i}").id for i in range(150)]
+    assert len(set(ids)) == 150
+    assert ids == sorted(ids)
+    fluxa_ctx.flush()
+    other = fluxa_ctx.engine.new_context()
+    assert CategoryEntityProvider.new(other).id not in ids
+
+
+def test_id_counter_is_seeded_from_max_id(fluxa_ctx: Context) -> None:
+    UserEntityProvider._allocators.clear()  # a fresh process: no block reserved yet
+    fluxa_ctx.engine.mysql().exec(
+        "INSERT INTO UserEntity (id, name, email) VALUES (?, ?, ?)", 5000, "x", "x@e"
+    )
+    user = UserEntityProvider.new(fluxa_ctx)
+    assert user.id > 5000
+
+
+def test_required_reference_unset_fails_and_writes_nothing(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Toys")
+    product = ProductEntityProvider.new(fluxa_ctx)
+    product.name = "Orphan"
+    with pytest.raises(
+        ValueError, match=r"ProductEntity\.category: a required reference is not set"
+    ):
+        fluxa_ctx.flush()
+    assert count(fluxa_ctx, "CategoryEntity") == 0, "nothing of the flush was written"
+    assert category.is_new and product.is_new
+    product.category = category
+    fluxa_ctx.flush()
+    assert count(fluxa_ctx, "ProductEntity") == 1
+
+
+def test_failing_flush_leaves_mysql_unchanged_and_entities_dirty(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Games")
+    first = new_product(fluxa_ctx, category, "Chess")
+    fluxa_ctx.flush()
+    first.name = "Chess deluxe"
+    extra = new_product(fluxa_ctx, category, "Go")
+    clash = new_product(fluxa_ctx, category, "Go")  # duplicate unique name
+    with pytest.raises(MySQLdb.IntegrityError, match="Duplicate entry"):
+        fluxa_ctx.flush()
+    assert count(fluxa_ctx, "ProductEntity") == 1
+    row = fluxa_ctx.engine.mysql().query_row(
+        "SELECT name FROM ProductEntity WHERE id = ?", first.id
+    )
+    assert row == ("Chess",), "the update in the failed flush was rolled back"
+    assert first.is_dirty and first.name == "Chess deluxe"
+    assert extra.is_new and clash.is_new
+    clash.name = "Go (2)"
+    fluxa_ctx.flush()
+    assert count(fluxa_ctx, "ProductEntity") == 3
+    row = fluxa_ctx.engine.mysql().query_row(
+        "SELECT name FROM ProductEntity WHERE id = ?", first.id
+    )
+    assert row == ("Chess deluxe",)
+
+
+def test_update_touches_only_changed_columns(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Food")
+    product = new_product(fluxa_ctx, category, "Bread")
+    fluxa_ctx.flush()
+    ctx = fluxa_ctx.engine.new_context()
+    loaded = ProductEntityProvider.must_get_by_id(ctx, product.id)
+    log = statements(ctx)
+    loaded.name = "Bread"  # unchanged
+    loaded.price = 2.0
+    loaded.price = 0.0  # set back
+    with fluxa_assert_queries(mysql=0):
+        ctx.flush()
+    loaded.price = 3.25
+    with fluxa_assert_queries(mysql=1):
+        ctx.flush()
+    assert log == ["UPDATE `ProductEntity` SET `price`=%s WHERE `id`=%s -- 2 parameter(s)"]
+    assert (
+        ProductEntityProvider.must_get_by_id(fluxa_ctx.engine.new_context(), product.id).price
+        == 3.25
+    )
+
+
+def test_deletes_are_batched(fluxa_ctx: Context, fluxa_assert_queries: AssertQueries) -> None:
+    categories = [new_category(fluxa_ctx, f"c{i}") for i in range(4)]
+    fluxa_ctx.flush()
+    log = statements(fluxa_ctx)
+    for category in categories[:3]:
+        category.delete()
+    with fluxa_assert_queries(mysql=1):
+        fluxa_ctx.flush()
+    assert log[0].startswith("DELETE FROM `CategoryEntity` WHERE `id` IN (%s,%s,%s)")
+    assert count(fluxa_ctx, "CategoryEntity") == 1
+    with pytest.raises(ValueError, match="was deleted"):
+        categories[0].name = "again"
+
+
+def test_deleting_a_new_entity_just_forgets_it(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "tmp")
+    category.delete()
+    with fluxa_assert_queries(mysql=0):
+        fluxa_ctx.flush()
+
+
+def test_soft_delete_stores_own_id_and_fires_delete_hook(fluxa_ctx: Context) -> None:
+    events: list[tuple[str, int]] = []
+    ProductEntityProvider.on_after_delete(lambda ctx, e: events.append(("delete", e.id)))
+    ProductEntityProvider.on_after_update(lambda ctx, e, c: events.append(("update", e.id)))
+    try:
+        category = new_category(fluxa_ctx, "Soft")
+        product = new_product(fluxa_ctx, category, "Soft")
+        fluxa_ctx.flush()
+        product.delete()
+        fluxa_ctx.flush()
+        row = fluxa_ctx.engine.mysql().query_row(
+            "SELECT fake_delete FROM ProductEntity WHERE id = ?", product.id
+        )
+        assert row == (product.id,)
+        assert product.fake_delete
+        assert events == [("delete", product.id)]
+    finally:
+        ProductEntityProvider._after_delete = None
+        ProductEntityProvider._after_update = None
+
+
+def test_hooks_get_the_entity_and_update_hooks_the_old_values(fluxa_ctx: Context) -> None:
+    seen: list[tuple[str, Any]] = []
+    CategoryEntityProvider.on_after_insert(lambda ctx, e: seen.append(("insert", e.name)))
+    CategoryEntityProvider.on_after_update(lambda ctx, e, changes: seen.append(("update", changes)))
+    CategoryEntityProvider.on_after_delete(lambda ctx, e: seen.append(("delete", e.id)))
+    try:
+        category = new_category(fluxa_ctx, "Old")
+        fluxa_ctx.flush()
+        category.name = "New"
+        fluxa_ctx.flush()
+        category.delete()
+        fluxa_ctx.flush()
+        assert seen == [("insert", "Old"), ("update", {"name": "Old"}), ("delete", category.id)]
+    finally:
+        CategoryEntityProvider._after_insert = None
+        CategoryEntityProvider._after_update = None
+        CategoryEntityProvider._after_delete = None
+
+
+def test_clear_flush_drops_new_and_reverts_loaded(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Keep")
+    fluxa_ctx.flush()
+    category.name = "Changed"
+    new_category(fluxa_ctx, "Dropped")
+    fluxa_ctx.clear_flush()
+    assert category.name == "Keep" and not category.is_dirty
+    with fluxa_assert_queries(mysql=0):
+        fluxa_ctx.flush()
+    assert count(fluxa_ctx, "CategoryEntity") == 1
+
+
+def test_context_cache_serves_repeated_reads(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Cached")
+    fluxa_ctx.flush()
+    ctx = fluxa_ctx.engine.new_context()
+    with fluxa_assert_queries(mysql=2):
+        first = CategoryEntityProvider.get_by_id(ctx, category.id)
+        again = CategoryEntityProvider.get_by_id(ctx, category.id)
+        assert CategoryEntityProvider.get_by_id(ctx, 999_99) is None
+    assert first is again
+    ctx.set_context_cache_ttl(0)
+    with fluxa_assert_queries(mysql=2):
+        CategoryEntityProvider.get_by_id(ctx, category.id)
+        CategoryEntityProvider.get_by_id(ctx, category.id)
+
+
+def test_cached_miss_costs_nothing_the_second_time(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    ctx = fluxa_ctx.engine.new_context()
+    with fluxa_assert_queries(mysql=1):
+        assert CategoryEntityProvider.get_by_id(ctx, 4242) is None
+        assert CategoryEntityProvider.get_by_id(ctx, 4242) is None
+    ctx.disable_context_cache()
+    with fluxa_assert_queries(mysql=1):
+        assert CategoryEntityProvider.get_by_id(ctx, 4242) is None
+
+
+def test_must_get_by_id_raises_entity_not_found(fluxa_ctx: Context) -> None:
+    with pytest.raises(EntityNotFound, match="CategoryEntity with id 77 not found"):
+        CategoryEntityProvider.must_get_by_id(fluxa_ctx, 77)
+
+
+def test_new_with_id(fluxa_ctx: Context) -> None:
+    category = CategoryEntityProvider.new_with_id(fluxa_ctx, 321)
+    category.name = "Chosen"
+    fluxa_ctx.flush()
+    assert (
+        CategoryEntityProvider.must_get_by_id(fluxa_ctx.engine.new_context(), 321).name == "Chosen"
+    )
+    with pytest.raises(ValueError, match=r"CategoryEntity\.id: 70000 is not a valid id"):
+        CategoryEntityProvider.new_with_id(fluxa_ctx, 70000)
+
+
+def test_query_logger_entries(fluxa_ctx: Context) -> None:
+    entries: list[dict[str, Any]] = []
+    fluxa_ctx.register_query_logger(entries.append)
+    fluxa_ctx.set_meta_data("request", "r-1")
+    CategoryEntityProvider.get_by_id(fluxa_ctx, 5)
+    (entry,) = entries
+    assert (
+        entry["source"] == "mysql" and entry["pool"] == "default" and entry["operation"] == "select"
+    )
+    assert entry["query"].startswith("SELECT `id`,`name` FROM `CategoryEntity` WHERE `id` = %s")
+    assert (
+        entry["microseconds"] >= 0
+        and entry["error"] is None
+        and entry["meta"] == {"request": "r-1"}
+    )
+    clone = fluxa_ctx.clone()
+    CategoryEntityProvider.get_by_id(clone, 6)
+    assert len(entries) == 2, "a clone keeps the loggers"
+
+
+def test_flush_inside_atomic_joins_it_and_defers_side_effects(fluxa_ctx: Context) -> None:
+    inserted: list[int] = []
+    CategoryEntityProvider.on_after_insert(lambda ctx, e: inserted.append(e.id))
+    try:
+        with transaction.atomic():
+            category = new_category(fluxa_ctx, "Atomic")
+            fluxa_ctx.flush()
+            assert inserted == [], "hooks wait for the commit"
+        assert inserted == [category.id]
+        with pytest.raises(RuntimeError), transaction.atomic():
+            rolled = new_category(fluxa_ctx, "Rolled back")
+            fluxa_ctx.flush()
+            raise RuntimeError("abort")
+        assert inserted == [category.id], "no hook for a rolled back insert"
+        assert CategoryEntityProvider.get_by_id(fluxa_ctx.engine.new_context(), rolled.id) is None
+        assert count(fluxa_ctx, "CategoryEntity") == 1
+    finally:
+        CategoryEntityProvider._after_insert = None
+
+
+def test_search_hydrates_into_the_context(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Hydrate")
+    fluxa_ctx.flush()
+    ctx = fluxa_ctx.engine.new_context()
+    with fluxa_assert_queries(mysql=1):
+        (found,) = CategoryEntityProvider.search_many(ctx, Query())
+        assert CategoryEntityProvider.get_by_id(ctx, category.id) is found
