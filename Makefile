@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services services-down check lint typecheck test demo bench docs clean
+.PHONY: setup services services-down check lint typecheck generated test demo bench docs clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -28,7 +28,11 @@ typecheck: setup
 docs: setup
 	$(VENV)/bin/mkdocs build --strict --site-dir .fluxa/site
 
-check: lint typecheck docs
+generated: setup
+	cd example_project && ../$(PY) manage.py fluxa_generate --check
+	$(PY) -m django fluxa_generate --check --settings tests.settings
+
+check: lint typecheck docs generated
 	$(VENV)/bin/python -m pytest
 
 test: services

@@ -35,3 +35,5 @@ FLUXA = {
     "GENERATED_PACKAGE": "tests.generated",
     "OPTIONS": {"app_name": "fluxa-tests"},
 }
+ROOT_URLCONF = "tests.urls"
+MIDDLEWARE = ["fluxa_django.middleware.FluxaContextMiddleware"]
