@@ -7,11 +7,9 @@ from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS
 SECRET_KEY = "fluxa-tests-not-secret"
 DEBUG = False
 USE_TZ = False
-INSTALLED_APPS = [
-    "django.contrib.contenttypes",
-    "django.contrib.auth",
-    "fluxa_django",
-]
+# No contrib apps: the suite needs no Django tables, so transactional tests
+# have nothing to flush and no post-migrate signals to replay.
+INSTALLED_APPS = ["fluxa_django"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.mysql",

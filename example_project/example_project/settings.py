@@ -15,7 +15,7 @@ INSTALLED_APPS = [
     "fluxa_django",
     "shop",
 ]
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = ["fluxa_django.middleware.FluxaContextMiddleware"]
 DATABASES: dict[str, dict[str, str]] = {}
 
 MYSQL = os.environ.get("FLUXA_EXAMPLE_MYSQL", "root:@tcp(127.0.0.1:3306)/fluxa_shop")

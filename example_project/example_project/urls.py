@@ -1,7 +1,13 @@
-"""URLs of the example shop (views arrive with the generated providers)."""
+"""URLs of the example shop."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from shop import views
+
+urlpatterns = [
+    path("categories/", views.create_category),
+    path("products/", views.products),
+    path("products/<int:product_id>/", views.product),
+]

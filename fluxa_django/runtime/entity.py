@@ -85,6 +85,9 @@ class EntityBase:
             self._state = GONE
             self._ctx._untrack(self)
             return
+        index = self._provider.fake_delete_index
+        if index is not None:
+            self._set(index, self._row[0])  # soft delete: the row stores its own id
         self._state = DELETE
         self._ctx._track(self)
 

@@ -1,0 +1,94 @@
+"""JSON views of the example shop. Every write goes through ``request.fluxa``;
+FluxaContextMiddleware flushes it once after the view returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from fluxa_django import Context, Pager, Query
+from shop.fluxa import CategoryEntityProvider, ProductEntity, ProductEntityProvider, Status, Tag
+
+
+def _ctx(request: HttpRequest) -> Context:
+    ctx: Context = request.fluxa  # type: ignore[attr-defined]
+    return ctx
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(request.body or b"{}")
+    return data
+
+
+def _product(p: ProductEntity) -> dict[str, Any]:
+    category = p.category
+    return {
+        "id": p.id,
+        "name": p.name,
+        "price": p.price,
+        "status": p.status.value,
+        "tags": sorted(t.value for t in p.tags or ()),
+        "category": category.name if category else None,
+        "deleted": p.fake_delete,
+    }
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def create_category(request: HttpRequest) -> JsonResponse:
+    category = CategoryEntityProvider.new(_ctx(request))
+    category.name = _body(request)["name"]
+    return JsonResponse({"id": category.id, "name": category.name}, status=201)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def products(request: HttpRequest) -> JsonResponse:
+    ctx = _ctx(request)
+    if request.method == "POST":
+        data = _body(request)
+        try:
+            product = ProductEntityProvider.new(ctx)
+            product.name = data["name"]
+            product.price = data["price"]
+            product.category_id = data["category_id"]
+            product.status = Status(data.get("status", "draft"))
+            product.tags = {Tag(t) for t in data.get("tags", [])}
+        except (KeyError, TypeError, ValueError) as exc:
+            ctx.clear_flush()
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(_product(product), status=201)
+    fields = ProductEntityProvider.fields
+    query = Query().sort_by_asc(fields.price).pager(Pager(int(request.GET.get("page", 1)), 20))
+    if "status" in request.GET:
+        query.filter(fields.status.eq(Status(request.GET["status"])))
+    if "q" in request.GET:
+        query.filter(fields.name.like(f"%{request.GET['q']}%"))
+    found, total = ProductEntityProvider.search_many_with_total(ctx, query)
+    return JsonResponse({"total": total, "products": [_product(p) for p in found]})
+
+
+@csrf_exempt
+@require_http_methods(["GET", "PATCH", "DELETE"])
+def product(request: HttpRequest, product_id: int) -> JsonResponse:
+    ctx = _ctx(request)
+    found = ProductEntityProvider.get_by_id(ctx, product_id)
+    if found is None or (found.fake_delete and request.method != "GET"):
+        return JsonResponse({"error": f"product {product_id} not found"}, status=404)
+    if request.method == "PATCH":
+        data = _body(request)
+        try:
+            if "price" in data:
+                found.price = data["price"]
+            if "status" in data:
+                found.status = Status(data["status"])
+        except (TypeError, ValueError) as exc:
+            ctx.clear_flush()
+            return JsonResponse({"error": str(exc)}, status=400)
+    elif request.method == "DELETE":
+        found.delete()
+    return JsonResponse(_product(found))
