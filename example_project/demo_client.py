@@ -16,7 +16,7 @@ def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[in
     request = urllib.request.Request(BASE + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=10) as response:
             status, payload = response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         status, payload = err.code, json.loads(err.read() or b"{}")
