@@ -69,12 +69,12 @@ def placeholder_count(sql: str) -> int:
     return len(_split(sql)) - 1
 
 
-def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...] | None]:
+def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
     """Rewrite ``sql`` for mysqlclient; returns ``(sql, args)``.
 
     A list/tuple/set parameter expands to ``(%s,%s,...)``; an empty one to
-    ``(NULL)`` so that ``x IN ?`` is simply false. With no placeholders and no
-    parameters the SQL is passed through untouched (``args`` is ``None``).
+    ``(NULL)`` so that ``x IN ?`` is simply false. Literal ``%`` signs are always
+    doubled and ``args`` is always a tuple, so the driver always formats.
     """
     parts = _split(sql)
     count = len(parts) - 1
@@ -83,7 +83,7 @@ def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...] | None]:
             f"SQL has {count} placeholder(s) but {len(params)} parameter(s) were given"
         )
     if count == 0:
-        return sql, None
+        return parts[0], ()  # `%` already doubled: the driver always formats
     out = [parts[0]]
     args: list[Any] = []
     for value, tail in zip(params, parts[1:], strict=True):

@@ -26,10 +26,10 @@ def test_placeholders_become_driver_markers() -> None:
     )
 
 
-def test_no_placeholders_passes_sql_through() -> None:
-    assert bind("SELECT 1", []) == ("SELECT 1", None)
-    # without args the driver does no %-formatting, so a literal % stays single
-    assert bind("SELECT 'a%'", ()) == ("SELECT 'a%'", None)
+def test_no_placeholders_still_escapes_percent_for_the_driver() -> None:
+    assert bind("SELECT 1", []) == ("SELECT 1", ())
+    # args is always a tuple, so the driver always %-formats: a literal % is doubled
+    assert bind("SELECT 'a%'", ()) == ("SELECT 'a%%'", ())
 
 
 @pytest.mark.parametrize("values", [[1, 2, 3], (1, 2, 3), frozenset({1, 2, 3})])
@@ -205,3 +205,10 @@ def test_like_with_literal_percent_and_param(pool: MySQLPool) -> None:
     rows = pool.query("SELECT id FROM items WHERE name LIKE '%0%' AND id > ?", 0)
     assert rows == [(4,)]
     assert pool.query_row("SELECT 7 % ?", 4) == (3,)
+
+
+def test_literal_percent_without_parameters_reaches_the_server_intact(pool: MySQLPool) -> None:
+    assert pool.query_row("SELECT 'a%b'") == ("a%b",)
+    assert pool.query_row("SELECT '100%' LIKE '%\\%'") == (1,)
+    pool.exec("SET @fluxa_pct = '5%'")
+    assert pool.query_row("SELECT @fluxa_pct") == ("5%",)

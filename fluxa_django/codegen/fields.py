@@ -263,8 +263,9 @@ def column_code(
             )
         else:
             getter([f"return _v.from_ids_json(self._row[{i}])"], "list[int]", attr)
+        empty = "'[]'" if nullable else "''"
         setter(
-            [f"self._set({i}, _v.to_ids_json(value, {id_max}, {where!r}))"],
+            [f"self._set({i}, _v.to_ids_json(value, {id_max}, {where!r}, {empty}))"],
             f"Iterable[int]{opt}",
             attr,
         )

@@ -71,6 +71,8 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
                 if row[index] != row[0]:
                     row[index] = row[0]
                     changed.append(index)
+            if not soft:
+                provider.validate_update(row, changed)
             if not changed:
                 entity._row = entity._orig or tuple(row)  # every value was set back
                 entity._orig = None

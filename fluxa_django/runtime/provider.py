@@ -266,6 +266,11 @@ class ProviderBase(Generic[E]):
             if not row[index]:
                 raise ValueError(f"{self.entity_name}.{name}: a required reference is not set")
 
+    def validate_update(self, row: Sequence[Any], changed: Sequence[int]) -> None:
+        for index, name in self.required_references:
+            if index in changed and not row[index]:
+                raise ValueError(f"{self.entity_name}.{name}: a required reference cannot be unset")
+
     def changes(self, entity: E, columns: Sequence[int]) -> dict[str, Any]:
         """``{attribute: old value}`` for the changed columns (auto timestamps left out)."""
         orig = entity._orig

@@ -128,10 +128,12 @@ def check_reference(value: Any, id_max: int, where: str) -> int:
     return int(value)
 
 
-def to_ids_json(value: Any, id_max: int, where: str) -> str:
+def to_ids_json(value: Any, id_max: int, where: str, empty: str = "[]") -> str:
+    """A list of ids as JSON; an empty list is ``empty`` (``""``, the zero of NOT NULL columns)."""
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"{where}: expected a list of ids, got {_kind(value)}")
-    return json.dumps([check_reference(v, id_max, where) for v in value], separators=(",", ":"))
+    ids = [check_reference(v, id_max, where) for v in value]
+    return json.dumps(ids, separators=(",", ":")) if ids else empty
 
 
 def from_ids_json(value: str) -> list[int]:

@@ -524,7 +524,7 @@ class EveryTypeEntity(EntityBase):
 
     @categories_ids.setter
     def categories_ids(self, value: Iterable[int]) -> None:
-        self._set(42, _v.to_ids_json(value, 65535, 'EveryTypeEntity.categories'))
+        self._set(42, _v.to_ids_json(value, 65535, 'EveryTypeEntity.categories', ''))
 
     def load_categories(self) -> list[CategoryEntity]:
         """The referenced CategoryEntity entities, loaded through the caches."""
@@ -542,7 +542,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(43, None)
             return
-        self._set(43, _v.to_ids_json(value, 65535, 'EveryTypeEntity.n_categories'))
+        self._set(43, _v.to_ids_json(value, 65535, 'EveryTypeEntity.n_categories', '[]'))
 
     def load_n_categories(self) -> list[CategoryEntity]:
         """The referenced CategoryEntity entities, loaded through the caches."""

@@ -59,7 +59,7 @@ class OrderEntity(EntityBase):
 
     @products_ids.setter
     def products_ids(self, value: Iterable[int]) -> None:
-        self._set(2, _v.to_ids_json(value, 18446744073709551615, 'OrderEntity.products'))
+        self._set(2, _v.to_ids_json(value, 18446744073709551615, 'OrderEntity.products', ''))
 
     def load_products(self) -> list[ProductEntity]:
         """The referenced ProductEntity entities, loaded through the caches."""
