@@ -72,8 +72,8 @@ def placeholder_count(sql: str) -> int:
 def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
     """Rewrite ``sql`` for mysqlclient; returns ``(sql, args)``.
 
-    A list/tuple/set parameter expands to ``(%s,%s,...)``; an empty one to
-    ``(NULL)`` so that ``x IN ?`` is simply false. Literal ``%`` signs are always
+    A list/tuple/set parameter expands to ``(%s,%s,...)``; an empty one to an
+    empty subquery, so ``x IN ?`` is false and ``x NOT IN ?`` is true. Literal ``%`` signs are always
     doubled and ``args`` is always a tuple, so the driver always formats.
     """
     parts = _split(sql)
@@ -93,7 +93,8 @@ def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
                 out.append("(" + ",".join(["%s"] * len(items)) + ")")
                 args.extend(items)
             else:
-                out.append("(NULL)")
+                # An empty subquery: `x IN ()` is false and `x NOT IN ()` is true.
+                out.append("(SELECT NULL FROM DUAL WHERE FALSE)")
         else:
             out.append("%s")
             args.append(value)

@@ -49,11 +49,17 @@ def test_set_expands() -> None:
 
 
 @pytest.mark.parametrize("empty", [[], (), set()])
-def test_empty_list_becomes_null(empty: list[int] | tuple[int, ...] | set[int]) -> None:
+def test_empty_list_becomes_an_empty_subquery(
+    empty: list[int] | tuple[int, ...] | set[int],
+) -> None:
     assert bind("SELECT * FROM t WHERE id IN ? AND x = ?", [empty, 5]) == (
-        "SELECT * FROM t WHERE id IN (NULL) AND x = %s",
+        "SELECT * FROM t WHERE id IN (SELECT NULL FROM DUAL WHERE FALSE) AND x = %s",
         (5,),
     )
+
+
+def test_empty_in_is_false_and_empty_not_in_is_true(pool: MySQLPool) -> None:
+    assert pool.query_row("SELECT 1 IN ?, 1 NOT IN ?", [], []) == (0, 1)
 
 
 def test_strings_and_bytes_are_scalars() -> None:

@@ -43,10 +43,10 @@ def check_float(value: Any, precision: int | None, unsigned: bool, where: str) -
     result = float(value)
     if not math.isfinite(result):
         raise ValueError(f"{where}: {result} cannot be stored (not finite)")
+    if precision is not None:
+        result = round(result, precision) + 0.0  # + 0.0 turns -0.0 into 0.0
     if unsigned and result < 0:
         raise ValueError(f"{where}: {result} is negative but the column is unsigned")
-    if precision is not None:
-        result = round(result, precision)
     return result
 
 
