@@ -25,7 +25,7 @@ FLUXA = {
     "POOLS": {
         "default": {
             "mysql": {"database": "default"},
-            "redis": f"{REDIS_ADDRESS}:0",
+            "redis": f"{REDIS_ADDRESS}:1",  # a database reserved for tests: fluxa_ctx flushes it
             "local_cache": 1000,
         },
     },
