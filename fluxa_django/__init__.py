@@ -35,6 +35,7 @@ from fluxa_django.errors import (
     DefinitionErrors,
     EntityNotFound,
     FluxaError,
+    HookError,
     PoolError,
 )
 from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint32, uint64
@@ -67,6 +68,7 @@ __all__ = [
     "EntityNotFound",
     "EntitySchema",
     "FluxaError",
+    "HookError",
     "KafkaConsumerGroup",
     "KafkaPoolOptions",
     "KafkaTopic",

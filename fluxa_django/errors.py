@@ -47,5 +47,9 @@ class PoolError(FluxaError):
         self.pool = pool
 
 
+class HookError(FluxaError):
+    """An after-insert/update/delete hook failed. The flush itself was committed."""
+
+
 class EntityNotFound(FluxaError):
     """``must_get_by_id`` found no row."""

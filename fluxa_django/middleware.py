@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseServerError
 
+from fluxa_django.errors import HookError
 from fluxa_django.runtime.context import Context
 
 log = logging.getLogger("fluxa_django")
@@ -40,6 +41,9 @@ def _finish(ctx: Context, response: HttpResponseBase) -> HttpResponseBase:
         return response
     try:
         ctx.flush()
+    except HookError:
+        log.exception("an after-flush hook failed; the changes were saved")
+        return response
     except Exception:
         log.exception("fluxa flush after the view failed; the changes were not saved")
         ctx.clear_flush()

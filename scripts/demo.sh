@@ -17,6 +17,11 @@ cur = conn.cursor()
 cur.execute("DROP DATABASE IF EXISTS fluxa_shop")
 cur.execute("CREATE DATABASE fluxa_shop CHARACTER SET utf8mb4")
 print("database fluxa_shop ready")
+import redis
+stale = redis.Redis(host="127.0.0.1", port=6380, db=0)
+keys = list(stale.scan_iter("fluxa:id:fluxa_shop:*"))
+if keys:
+    stale.delete(*keys)  # id counters of the old database: ids start at 1 again
 PY
 
 step "System checks (entity definitions, no network)"

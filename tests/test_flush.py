@@ -328,3 +328,56 @@ def test_search_hydrates_into_the_context(
     with fluxa_assert_queries(mysql=1):
         (found,) = CategoryEntityProvider.search_many(ctx, Query())
         assert CategoryEntityProvider.get_by_id(ctx, category.id) is found
+
+
+def test_deleting_an_already_soft_deleted_entity_changes_nothing(fluxa_ctx: Context) -> None:
+    updates: list[dict[str, Any]] = []
+    ProductEntityProvider.on_after_update(lambda ctx, e, changes: updates.append(changes))
+    try:
+        product = new_product(fluxa_ctx, new_category(fluxa_ctx, "Twice"), "Twice")
+        fluxa_ctx.flush()
+        product.delete()
+        fluxa_ctx.flush()
+        product.delete()
+        fluxa_ctx.flush()
+        assert not product.is_dirty
+        product.price = 5.0
+        fluxa_ctx.flush()
+        assert updates == [{"price": 0.0}], "a later change is an update, not another delete"
+    finally:
+        ProductEntityProvider._after_update = None
+
+
+def test_a_failing_hook_raises_after_the_commit_and_other_hooks_still_run(
+    fluxa_ctx: Context,
+) -> None:
+    from fluxa_django import HookError
+
+    seen: list[str] = []
+
+    def broken(ctx: Context, entity: CategoryEntity) -> None:
+        seen.append(entity.name)
+        raise RuntimeError("hook bug")
+
+    CategoryEntityProvider.on_after_insert(broken)
+    try:
+        new_category(fluxa_ctx, "A")
+        new_category(fluxa_ctx, "B")
+        with pytest.raises(HookError, match="2 after-flush hook"):
+            fluxa_ctx.flush()
+        assert sorted(seen) == ["A", "B"]
+        assert count(fluxa_ctx, "CategoryEntity") == 2, "the data was saved"
+    finally:
+        CategoryEntityProvider._after_insert = None
+
+
+def test_get_by_index_returns_id_order(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Ordered")
+    for id_ in (30, 10, 20):
+        product = ProductEntityProvider.new_with_id(fluxa_ctx, id_)
+        product.name = f"p{id_}"
+        product.category = category
+        product.status = Status.DRAFT
+    fluxa_ctx.flush()
+    found = ProductEntityProvider.get_by_index_category_status(fluxa_ctx, category.id, Status.DRAFT)
+    assert [p.id for p in found] == [10, 20, 30]

@@ -60,3 +60,22 @@ def test_async_views_flush_and_discard(fluxa_ctx: Context) -> None:
 def test_current_context_outside_a_request_raises() -> None:
     with pytest.raises(LookupError, match="not inside a request"):
         current_context()
+
+
+def test_failing_hook_is_logged_and_the_response_kept(
+    fluxa_ctx: Context, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.generated import CategoryEntity, CategoryEntityProvider
+
+    def broken(ctx: Context, entity: CategoryEntity) -> None:
+        raise RuntimeError("hook bug")
+
+    CategoryEntityProvider.on_after_insert(broken)
+    try:
+        with caplog.at_level(logging.ERROR, logger="fluxa_django"):
+            response = client.get("/create-hooked/", {"name": "Hooked"})
+    finally:
+        CategoryEntityProvider._after_insert = None
+    assert response.status_code == 200
+    assert "the changes were saved" in caplog.text
+    assert names(fluxa_ctx) == ["Hooked"]

@@ -53,3 +53,10 @@ urlpatterns = [
     path("create-async/", create_async),
     path("crash-async/", crash_async),
 ]
+
+
+def create_with_failing_hook(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"id": _create(request.GET["name"])})
+
+
+urlpatterns.append(path("create-hooked/", create_with_failing_hook))

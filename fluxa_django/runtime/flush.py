@@ -76,6 +76,7 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
             if not changed:
                 entity._row = entity._orig or tuple(row)  # every value was set back
                 entity._orig = None
+                entity._state = LOADED  # e.g. delete() again on an already soft-deleted row
                 continue
             updated = provider.updated_at_index
             if updated is not None and updated not in changed:
@@ -113,11 +114,29 @@ def flush(ctx: Context) -> None:
         from django.db import transaction
 
         alias = first.django_alias or "default"
-        for callback in after:
-            transaction.on_commit(callback, using=alias)
+        transaction.on_commit(lambda: run_side_effects(after), using=alias)
     else:
-        for callback in after:
-            callback()
+        run_side_effects(after)
+
+
+def run_side_effects(effects: list[Callable[[], None]]) -> None:
+    """Run every after-commit effect; a failing hook does not stop the others.
+
+    The data is committed at this point, so a hook error is raised afterwards
+    as ``HookError`` (the changes were saved).
+    """
+    errors: list[BaseException] = []
+    for effect in effects:
+        try:
+            effect()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        from fluxa_django.errors import HookError
+
+        raise HookError(
+            f"{len(errors)} after-flush hook(s) failed; the changes were saved: {errors[0]!r}"
+        ) from errors[0]
 
 
 def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> None:

@@ -244,6 +244,8 @@ class ProviderBase(Generic[E]):
         query = Query()
         query._conditions = list(conditions)
         query._pager = Pager(1, 1) if one else pager
+        if not one:
+            query._order.append(("`id`", True))
         return self.search_many(ctx, query)
 
     # -- hooks -------------------------------------------------------------------------------

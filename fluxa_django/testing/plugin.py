@@ -31,10 +31,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     pytest-django creates test databases only for marked tests, and flushes
     must really commit (their cache side effects wait for the commit).
     """
+    if not _uses_django_database():
+        return
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & {"fluxa_ctx", "fluxa_engine"} and item.get_closest_marker("django_db") is None:
             item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+def _uses_django_database() -> bool:
+    """True when a FLUXA MySQL pool is a Django DATABASES alias (``{"database": ...}``)."""
+    try:
+        from django.conf import settings
+
+        pools: dict[str, Any] = dict(getattr(settings, "FLUXA", {}).get("POOLS", {}))
+    except Exception:
+        return False
+    return any(
+        isinstance(p, dict) and isinstance(p.get("mysql"), dict) and "database" in p["mysql"]
+        for p in pools.values()
+    )
 
 
 def _test_registry() -> Any:
@@ -49,7 +65,7 @@ def _test_registry() -> Any:
     return registry
 
 
-def _create_database(uri: Any) -> None:
+def _database(uri: Any, statement: str) -> None:
     import MySQLdb
 
     kwargs: dict[str, Any] = {"user": uri.user, "passwd": uri.password}
@@ -59,9 +75,7 @@ def _create_database(uri: Any) -> None:
         kwargs.update(host=uri.host, port=uri.port)
     conn = MySQLdb.connect(**kwargs)
     try:
-        conn.cursor().execute(
-            f"CREATE DATABASE IF NOT EXISTS `{uri.database}` CHARACTER SET utf8mb4"
-        )
+        conn.cursor().execute(statement.format(name=uri.database))
     finally:
         conn.close()
 
@@ -83,13 +97,16 @@ def fluxa_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         registry = _test_registry()  # aliases now name pytest-django's test databases
         for pool in registry.mysql_pools.values():
             if pool.django_alias is None:
-                _create_database(pool.uri)
+                _database(pool.uri, "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
         engine = registry.validate()
         apply_alters(engine, plan_mysql(engine).alters)
     conf._engine = engine  # get_engine() and the middleware use the test engine
     yield engine
     conf._engine = None
     engine.close()
+    for pool in registry.mysql_pools.values():
+        if pool.django_alias is None:
+            _database(pool.uri, "DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ def package_dir(dotted: str) -> Path:
 
 class Command(BaseCommand):
     help = "Generate the typed entity and provider modules into FLUXA['GENERATED_PACKAGE']."
+    # System checks import the URLconf, whose views may import the package this
+    # command is about to write; entity checks run inside generate() anyway.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -54,5 +57,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"{target}: generated code is up to date."))
             return
         for name in changed:
-            self.stdout.write(f"wrote {target / name}")
+            verb = "wrote" if (target / name).exists() else "removed"
+            self.stdout.write(f"{verb} {target / name}")
         self.stdout.write(self.style.SUCCESS(f"{target}: {len(changed)} file(s) changed."))
