@@ -23,7 +23,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy fluxa_django tests example_project
+	$(VENV)/bin/mypy fluxa_django tests example_project bench
 
 docs: setup
 	$(VENV)/bin/mkdocs build --strict --site-dir .fluxa/site

@@ -1,0 +1,293 @@
+"""Services, the ``fluxa_bench`` database, the fluxa engine, generated code and test data."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import random
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import MySQLdb
+import redis
+
+from bench import settings
+from bench.fluxa_types import BenchItemProvider
+from fluxa_django import Engine, Registry
+from fluxa_django.codegen import generate
+from fluxa_django.migrate import apply_alters, plan_mysql
+
+REPO = Path(__file__).resolve().parent.parent
+GENERATED_ROOT = REPO / ".fluxa" / "bench_generated"
+GENERATED_PACKAGE = "bench_fluxa"
+
+ROWS = 10_000  # rows in the table for the read cases (and inserted by the insert case)
+
+TABLE = "BenchItemEntity"
+COLUMNS = "`id`,`name`,`price`,`quantity`,`active`,`created_at`,`category`"
+SELECT_SQL = f"SELECT {COLUMNS} FROM `{TABLE}`"
+BY_ID_SQL = f"{SELECT_SQL} WHERE `id` = %s"
+INSERT_SQL = f"INSERT INTO `{TABLE}` ({COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+UPDATE_PRICE_SQL = f"UPDATE `{TABLE}` SET `price`=%s WHERE `id`=%s"
+
+
+class ServiceUnavailable(RuntimeError):
+    """MySQL or Redis is not reachable: the benchmark cannot run."""
+
+
+class Record(NamedTuple):
+    """One row of test data, in every form a contender needs it."""
+
+    id: int
+    name: str
+    price: float
+    price_decimal: Decimal
+    quantity: int
+    active: bool
+    created_at: datetime.datetime
+    category: int
+
+    @property
+    def raw_row(self) -> tuple[int, str, float, int, bool, datetime.datetime, int]:
+        return (
+            self.id,
+            self.name,
+            self.price,
+            self.quantity,
+            self.active,
+            self.created_at,
+            self.category,
+        )
+
+
+def make_records(count: int = ROWS, seed: int = 20240601) -> list[Record]:
+    """Deterministic rows: ids 1..count, names of 20-60 characters, prices with cents."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    base = datetime.datetime(2024, 1, 1)
+    records: list[Record] = []
+    for id_ in range(1, count + 1):
+        cents = rng.randrange(100, 1_000_000)
+        name = f"item {id_:05d} " + "".join(rng.choices(letters, k=rng.randrange(10, 50)))
+        records.append(
+            Record(
+                id=id_,
+                name=name,
+                price=cents / 100,
+                price_decimal=Decimal(cents).scaleb(-2),
+                quantity=rng.randrange(0, 100_000),
+                active=rng.random() < 0.7,
+                created_at=base + datetime.timedelta(seconds=rng.randrange(0, 30_000_000)),
+                category=rng.randrange(1, 200),
+            )
+        )
+    return records
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerVersions:
+    mysql: str
+    redis: str
+
+
+def _redis_client() -> redis.Redis:
+    host, _, port = settings.REDIS_ADDRESS.rpartition(":")
+    return redis.Redis(host=host, port=int(port), db=settings.REDIS_DB, socket_timeout=5)
+
+
+def check_services() -> ServerVersions:
+    """Versions of MySQL and Redis; raises ``ServiceUnavailable`` naming the missing one."""
+    try:
+        conn = MySQLdb.connect(**settings.mysql_connect_kwargs(None))
+    except MySQLdb.Error as exc:
+        raise ServiceUnavailable(
+            f"MySQL at {settings.MYSQL_HOST}:{settings.MYSQL_PORT} is not reachable ({exc}); "
+            "start it with `make services`"
+        ) from None
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT VERSION()")
+        mysql_version = str(cur.fetchone()[0])
+    finally:
+        conn.close()
+    client = _redis_client()
+    try:
+        info: dict[str, Any] = client.info("server")
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(
+            f"Redis at {settings.REDIS_ADDRESS} is not reachable ({exc}); "
+            "start it with `make services`"
+        ) from None
+    finally:
+        client.close()
+    return ServerVersions(mysql_version, str(info.get("redis_version", "?")))
+
+
+def create_database() -> None:
+    """A fresh, empty ``fluxa_bench`` (dropped first if a previous run left it)."""
+    conn = MySQLdb.connect(**settings.mysql_connect_kwargs(None))
+    try:
+        cur = conn.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.DATABASE}`")
+        cur.execute(f"CREATE DATABASE `{settings.DATABASE}` CHARACTER SET utf8mb4")
+    finally:
+        conn.close()
+
+
+def drop_database() -> None:
+    conn = MySQLdb.connect(**settings.mysql_connect_kwargs(None))
+    try:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{settings.DATABASE}`")
+    finally:
+        conn.close()
+
+
+def flush_redis() -> None:
+    """Empty Redis database 15 (the benchmark's; id counters live there)."""
+    client = _redis_client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+# -- fluxa ------------------------------------------------------------------------------------
+
+
+def build_registry() -> Registry:
+    from bench.entities import BenchItemEntity
+
+    registry = Registry()
+    registry.register_mysql(settings.MYSQL_URI)
+    registry.register_redis(settings.REDIS_ADDRESS, settings.REDIS_DB)
+    registry.register_entity(BenchItemEntity)
+    return registry
+
+
+def build_engine(registry: Registry) -> Engine:
+    """Validate the registry (connects to both pools) and create the table."""
+    engine = registry.validate()
+    apply_alters(engine, plan_mysql(engine).alters)
+    return engine
+
+
+def load_provider(registry: Registry) -> BenchItemProvider:
+    """Generate the typed package into ``.fluxa/bench_generated/`` and import its provider."""
+    generate(registry, GENERATED_ROOT / GENERATED_PACKAGE)
+    root = str(GENERATED_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    importlib.invalidate_caches()
+    module = importlib.import_module(GENERATED_PACKAGE)
+    provider = cast(BenchItemProvider, module.BenchItemEntityProvider)
+    if provider.select_sql != SELECT_SQL or provider.by_id_sql != BY_ID_SQL:
+        raise RuntimeError(
+            "the generated provider's SQL differs from the baseline's; update bench/environment.py:\n"
+            f"  generated: {provider.by_id_sql}\n  baseline:  {BY_ID_SQL}"
+        )
+    return provider
+
+
+# -- the run's state ------------------------------------------------------------------------------
+
+
+def shared_connection(engine: Engine) -> Any:
+    """The raw mysqlclient connection of fluxa's pool, for the raw baseline.
+
+    The pool hands the connection back to its idle list when the block ends, so
+    fluxa (one thread, one connection in use at a time) keeps reusing it: the raw
+    baseline and fluxa talk to the same MySQL server thread. On a small VM the
+    round-trip latency differs from one connection (server thread) to another by
+    up to 3x, which would otherwise bias the fluxa/raw ratios.
+    """
+    with engine.mysql().connection() as conn:
+        return conn
+
+
+def connection_id(conn: Any) -> int:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT CONNECTION_ID()")
+        return int(cur.fetchone()[0])
+    finally:
+        cur.close()
+
+
+@dataclass
+class BenchEnv:
+    """Everything the cases share: one engine, the raw baseline's connection, the data."""
+
+    engine: Engine
+    provider: BenchItemProvider
+    raw: Any  # MySQLdb connection of fluxa's pool (autocommit on)
+    records: list[Record]
+    versions: ServerVersions
+
+    def share_connection(self) -> None:
+        """(Re)borrow fluxa's pooled connection as ``raw`` and check fluxa still uses it."""
+        self.raw = shared_connection(self.engine)
+        row = self.engine.mysql().query_row("SELECT CONNECTION_ID()")
+        assert row is not None
+        if int(row[0]) != connection_id(self.raw):
+            raise RuntimeError(
+                "fluxa's pool did not reuse its idle connection; see shared_connection()"
+            )
+
+    def execute(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        cur = self.raw.cursor()
+        try:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, args: Any = None) -> Any:
+        return self.execute(sql, args)[0][0]
+
+    def truncate(self) -> None:
+        self.execute(f"TRUNCATE TABLE `{TABLE}`")
+
+    def seed(self) -> None:
+        """The table holds exactly ``records`` (ids 1..ROWS)."""
+        self.truncate()
+        cur = self.raw.cursor()
+        try:
+            self.raw.begin()
+            cur.executemany(INSERT_SQL, [r.raw_row for r in self.records])
+            self.raw.commit()
+        finally:
+            cur.close()
+        count = int(self.scalar(f"SELECT COUNT(*) FROM `{TABLE}`"))
+        if count != len(self.records):
+            raise RuntimeError(f"seeding wrote {count} rows, expected {len(self.records)}")
+
+
+def open_env(versions: ServerVersions) -> BenchEnv:
+    """Create the database and table, generate the provider, connect, seed."""
+    create_database()
+    flush_redis()
+    registry = build_registry()
+    engine = build_engine(registry)
+    provider = load_provider(registry)
+    env = BenchEnv(engine, provider, shared_connection(engine), make_records(), versions)
+    env.share_connection()
+    env.seed()
+    return env
+
+
+def close_env(env: BenchEnv | None, keep_database: bool = False) -> None:
+    """Close every connection (fluxa's pool, which holds the raw one; Django), drop the database."""
+    from django.db import connections
+
+    if env is not None:
+        env.engine.close()
+    connections.close_all()
+    if not keep_database:
+        drop_database()
+    flush_redis()

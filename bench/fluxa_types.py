@@ -1,0 +1,59 @@
+"""Static types of the provider generated at run time.
+
+The typed package is generated into ``.fluxa/bench_generated/`` when the
+benchmark starts (so it always matches the library under test), which means
+mypy cannot import it. These protocols describe the part the benchmarks use;
+attribute access on the real objects stays direct (a cast, not a wrapper).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Protocol
+
+from fluxa_django import Context, Query
+from fluxa_django.runtime.query import Column
+
+
+class BenchItem(Protocol):
+    """The generated ``BenchItemEntity`` class (typed properties over the row)."""
+
+    @property
+    def id(self) -> int: ...
+
+    name: str
+    price: float
+    quantity: int
+    active: bool
+    created_at: datetime.datetime
+    category: int
+
+
+class BenchItemFields(Protocol):
+    @property
+    def id(self) -> Column[int]: ...
+
+    @property
+    def quantity(self) -> Column[int]: ...
+
+
+class BenchItemProvider(Protocol):
+    """The generated ``BenchItemEntityProvider`` singleton."""
+
+    @property
+    def fields(self) -> BenchItemFields: ...
+
+    @property
+    def select_sql(self) -> str: ...
+
+    @property
+    def by_id_sql(self) -> str: ...
+
+    def new(self, ctx: Context) -> BenchItem: ...
+
+    def get_by_id(self, ctx: Context, id: int) -> BenchItem | None: ...
+
+    def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[BenchItem]: ...
+
+    def search_many(self, ctx: Context, query: Query) -> list[BenchItem]: ...
