@@ -25,6 +25,7 @@ class Context:
     __slots__ = (
         "_cache",
         "_cache_enabled",
+        "_deadline",
         "_loggers",
         "_meta",
         "_tracked",
@@ -34,7 +35,10 @@ class Context:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._cache: dict[tuple[int, int], tuple[Any, float]] = {}
+        # One dict per entity type: id -> entity (None = known missing). The whole
+        # cache expires at ``_deadline``, so no entry outlives the TTL.
+        self._cache: dict[int, dict[int, Any]] = {}
+        self._deadline = 0.0
         self._cache_enabled = True
         self._ttl = 1.0
         self._tracked: dict[int, EntityBase] = {}
@@ -51,6 +55,7 @@ class Context:
         if seconds < 0:
             raise ValueError("context cache TTL must be >= 0")
         self._ttl = float(seconds)
+        self._deadline = 0.0
         self._cache.clear()  # entries cached under the old TTL must not outlive the new one
 
     def disable_context_cache(self) -> None:
@@ -139,22 +144,35 @@ class Context:
 
     # -- context cache -------------------------------------------------------------
 
+    def _kind_cache(self, kind: int) -> dict[int, Any] | None:
+        """The context cache of one entity type, or ``None`` when caching is off."""
+        if not self._cache_enabled:
+            return None
+        now = time.monotonic()
+        if now > self._deadline:
+            if self._ttl <= 0:
+                return None
+            self._cache.clear()
+            self._deadline = now + self._ttl
+        cache = self._cache.get(kind)
+        if cache is None:
+            cache = self._cache[kind] = {}
+        return cache
+
     def _cache_get(self, kind: int, id_: int) -> Any:
         """The cached entity, ``None`` for a cached miss, or ``_MISSING``."""
-        entry = self._cache.get((kind, id_))
-        if entry is None:
-            return _MISSING
-        if entry[1] < time.monotonic():
-            del self._cache[(kind, id_)]
-            return _MISSING
-        return entry[0]
+        cache = self._kind_cache(kind)
+        return _MISSING if cache is None else cache.get(id_, _MISSING)
 
     def _cache_put(self, kind: int, id_: int, entity: Any) -> None:
-        if self._cache_enabled and self._ttl > 0:
-            self._cache[(kind, id_)] = (entity, time.monotonic() + self._ttl)
+        cache = self._kind_cache(kind)
+        if cache is not None:
+            cache[id_] = entity
 
     def _cache_drop(self, kind: int, id_: int) -> None:
-        self._cache.pop((kind, id_), None)
+        cache = self._cache.get(kind)
+        if cache is not None:
+            cache.pop(id_, None)
 
     # -- unit of work ----------------------------------------------------------------
 

@@ -62,10 +62,12 @@ class EntityBase:
         if self._state == GONE:
             raise ValueError(f"{type(self).__name__} {row[0]} was deleted; it cannot be changed")
         if self._orig is None and self._state != NEW:
+            # First change since load/flush: keep the loaded row, start tracking.
+            # (A new entity is tracked from new() and its row is already a list.)
             self._orig = row  # type: ignore[assignment]
             self._row = row = list(row)
+            self._ctx._tracked[id(self)] = self
         row[index] = value  # type: ignore[index]
-        self._ctx._tracked[id(self)] = self
 
     def changed_columns(self) -> list[int]:
         """Positions of the columns that differ from the loaded row."""

@@ -75,16 +75,22 @@ class ProviderBase(Generic[E]):
 
     def _hydrate(self, ctx: Context, rows: Iterable[tuple[Any, ...]]) -> list[E]:
         """Entities for full rows, reusing the ones this context already holds."""
-        kind = self.kind
+        cache = ctx._kind_cache(self.kind)
+        cls = self.entity_class
+        new = object.__new__
         out: list[E] = []
+        append = out.append
         for row in rows:
-            cached = ctx._cache_get(kind, row[0])
-            if cached is not _MISSING and cached is not None:
-                out.append(cached)
-                continue
-            entity = self._load(ctx, row)
-            ctx._cache_put(kind, row[0], entity)
-            out.append(entity)
+            entity = cache.get(row[0]) if cache else None
+            if entity is None:
+                entity = new(cls)
+                entity._ctx = ctx
+                entity._row = row
+                entity._orig = None
+                entity._state = LOADED
+                if cache is not None:
+                    cache[row[0]] = entity
+            append(entity)
         return out
 
     def _id_allocator(self, ctx: Context) -> IdAllocator:
@@ -134,16 +140,16 @@ class ProviderBase(Generic[E]):
 
     def get_by_id(self, ctx: Context, id: int) -> E | None:
         """The entity with this id (soft-deleted ones included), or ``None``."""
-        cached = ctx._cache_get(self.kind, id)
-        if cached is not _MISSING:
-            found: E | None = cached
-            return found
+        cache = ctx._kind_cache(self.kind)
+        if cache is not None:
+            cached = cache.get(id, _MISSING)
+            if cached is not _MISSING:
+                found: E | None = cached
+                return found
         rows = sql_runner.fetch(ctx, self._pool(ctx), self.by_id_sql, (id,))
-        if not rows:
-            ctx._cache_put(self.kind, id, None)
-            return None
-        entity = self._load(ctx, rows[0])
-        ctx._cache_put(self.kind, id, entity)
+        entity = self._load(ctx, rows[0]) if rows else None
+        if cache is not None:
+            cache[id] = entity
         return entity
 
     def must_get_by_id(self, ctx: Context, id: int) -> E:
