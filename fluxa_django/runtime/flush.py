@@ -12,8 +12,10 @@ import contextlib
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, LOADED, NEW, EntityBase
 
@@ -53,8 +55,10 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
         if table is None:
             table = tables[provider.table] = TablePlan(provider)
         if state == NEW:
-            row = list(entity._row)
-            provider.validate_insert(row)
+            row = entity._row  # a list since new(); auto timestamps are filled in place
+            assert isinstance(row, list)
+            if provider.required_references:
+                provider.validate_insert(row)
             for index in (provider.created_at_index, provider.updated_at_index):
                 if index is not None and row[index] == _ZERO_DATETIME:
                     row[index] = now
@@ -125,18 +129,16 @@ def run_side_effects(effects: list[Callable[[], None]]) -> None:
     The data is committed at this point, so a hook error is raised afterwards
     as ``HookError`` (the changes were saved).
     """
-    errors: list[BaseException] = []
+    errors: list[HookError] = []
     for effect in effects:
         try:
             effect()
-        except Exception as exc:
+        except HookError as exc:
             errors.append(exc)
     if errors:
-        from fluxa_django.errors import HookError
-
-        raise HookError(
-            f"{len(errors)} after-flush hook(s) failed; the changes were saved: {errors[0]!r}"
-        ) from errors[0]
+        if len(errors) == 1:
+            raise errors[0]
+        raise HookError("; ".join(str(e) for e in errors)) from errors[0]
 
 
 def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> None:
@@ -170,56 +172,72 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
 
 
 def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], None]]:
-    """Mark entities clean after their pool committed; return the side effects to run."""
+    """Mark entities clean after their pool committed; return the side effects to run.
+
+    One effect per table (context cache + hooks), not one closure per entity.
+    """
     effects: list[Callable[[], None]] = []
     for table in tables.values():
         provider = table.provider
-        kind = provider.kind
-        for entity, row in table.inserts:
-            entity._row = tuple(row)
-            entity._orig = None
-            entity._state = LOADED
-            effects.append(_cache_put(ctx, kind, entity))
-            if provider._after_insert is not None:
-                effects.append(_hook(provider._after_insert, ctx, entity))
+        inserted = [entity for entity, _ in table.inserts]
+        for entity in inserted:
+            entity._state = LOADED  # its row list is what was inserted
+        updated: list[tuple[EntityBase, dict[str, Any] | None, bool]] = []
+        want_changes = provider._after_update is not None
         for entity, row, changed, soft in table.updates:
-            changes = (
-                provider.changes(entity, changed) if not soft and provider._after_update else {}
-            )
-            entity._row = tuple(row)
+            changes = provider.changes(entity, changed) if want_changes and not soft else None
+            entity._row = row
             entity._orig = None
             entity._state = LOADED
-            effects.append(_cache_put(ctx, kind, entity))
-            if soft and provider._after_delete is not None:
-                effects.append(_hook(provider._after_delete, ctx, entity))
-            elif not soft and provider._after_update is not None:
-                effects.append(_update_hook(provider._after_update, ctx, entity, changes))
+            updated.append((entity, changes, soft))
         for entity in table.deletes:
             entity._state = GONE
             entity._orig = None
-            effects.append(_cache_put(ctx, kind, None, entity._row[0]))
-            if provider._after_delete is not None:
-                effects.append(_hook(provider._after_delete, ctx, entity))
+        effects.append(partial(_table_effects, ctx, provider, inserted, updated, table.deletes))
     return effects
 
 
-def _cache_put(
-    ctx: Context, kind: int, entity: EntityBase | None, id_: int = 0
-) -> Callable[[], None]:
-    key = entity._row[0] if entity is not None else id_
-    return lambda: ctx._cache_put(kind, key, entity)
-
-
-def _hook(
-    handler: Callable[[Context, Any], None], ctx: Context, entity: EntityBase
-) -> Callable[[], None]:
-    return lambda: handler(ctx, entity)
-
-
-def _update_hook(
-    handler: Callable[[Context, Any, dict[str, Any]], None],
+def _table_effects(
     ctx: Context,
-    entity: EntityBase,
-    changes: dict[str, Any],
-) -> Callable[[], None]:
-    return lambda: handler(ctx, entity, changes)
+    provider: ProviderBase[Any],
+    inserted: list[EntityBase],
+    updated: list[tuple[EntityBase, dict[str, Any] | None, bool]],
+    deleted: list[EntityBase],
+) -> None:
+    """After commit: refresh this context's cache, then run the hooks."""
+    cache = ctx._kind_cache(provider.kind)
+    if cache is not None:
+        for entity in inserted:
+            cache[entity._row[0]] = entity
+        for entity, _, _ in updated:
+            cache[entity._row[0]] = entity
+        for entity in deleted:
+            cache[entity._row[0]] = None
+    errors: list[BaseException] = []
+    insert_hook, update_hook, delete_hook = (
+        provider._after_insert,
+        provider._after_update,
+        provider._after_delete,
+    )
+    if insert_hook is not None:
+        for entity in inserted:
+            _call(errors, insert_hook, ctx, entity)
+    for entity, changes, soft in updated:
+        if soft and delete_hook is not None:
+            _call(errors, delete_hook, ctx, entity)
+        elif not soft and update_hook is not None:
+            _call(errors, update_hook, ctx, entity, changes or {})
+    if delete_hook is not None:
+        for entity in deleted:
+            _call(errors, delete_hook, ctx, entity)
+    if errors:
+        raise HookError(
+            f"{len(errors)} after-flush hook(s) failed; the changes were saved: {errors[0]!r}"
+        ) from errors[0]
+
+
+def _call(errors: list[BaseException], hook: Callable[..., None], *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception as exc:
+        errors.append(exc)
