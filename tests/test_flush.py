@@ -381,3 +381,30 @@ def test_get_by_index_returns_id_order(fluxa_ctx: Context) -> None:
     fluxa_ctx.flush()
     found = ProductEntityProvider.get_by_index_category_status(fluxa_ctx, category.id, Status.DRAFT)
     assert [p.id for p in found] == [10, 20, 30]
+
+
+def test_updates_of_the_same_columns_share_one_statement(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Batch")
+    products = [new_product(fluxa_ctx, category, f"b{i}") for i in range(5)]
+    fluxa_ctx.flush()
+    for i, product in enumerate(products[:4]):
+        product.price = 10.0 + i
+    products[4].name = "renamed"
+    products[4].price = 99.0
+    log = statements(fluxa_ctx)
+    with fluxa_assert_queries(mysql=2):
+        fluxa_ctx.flush()
+    assert sorted(s.split(" WHERE")[0][:60] for s in log) == [
+        "UPDATE `ProductEntity` SET `name`=%s,`price`=%s",
+        "UPDATE `ProductEntity` SET `price`=CASE `id` WHEN %s THEN %s WHEN %s THEN %s WHEN %s T",
+    ]
+    rows = fluxa_ctx.engine.mysql().query("SELECT name, price FROM ProductEntity ORDER BY id")
+    assert [(n, float(p)) for n, p in rows] == [
+        ("b0", 10.0),
+        ("b1", 11.0),
+        ("b2", 12.0),
+        ("b3", 13.0),
+        ("renamed", 99.0),
+    ]

@@ -155,12 +155,7 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
                 for _, row in chunk:
                     args.extend(row)
                 sql_runner.execute(ctx, cur, pool, sql, args, "insert")
-            for _entity, row, changed, _soft in table.updates:
-                columns = provider.update_columns
-                sql = f"UPDATE `{provider.table}` SET {','.join(columns[i] for i in changed)} WHERE `id`=%s"
-                sql_runner.execute(
-                    ctx, cur, pool, sql, [*(row[i] for i in changed), row[0]], "update"
-                )
+            _write_updates(ctx, cur, pool, provider, table.updates)
             if table.deletes:
                 ids = [e._row[0] for e in table.deletes]
                 sql = (
@@ -169,6 +164,42 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
                 sql_runner.execute(ctx, cur, pool, sql, ids, "delete")
     finally:
         cur.close()
+
+
+UPDATE_CHUNK = 500
+
+
+def _write_updates(
+    ctx: Context,
+    cur: Any,
+    pool: str,
+    provider: ProviderBase[Any],
+    updates: list[tuple[EntityBase, list[Any], list[int], bool]],
+) -> None:
+    """Rows changing the same columns share one ``UPDATE ... CASE `id` WHEN ...``."""
+    groups: dict[tuple[int, ...], list[list[Any]]] = {}
+    for _entity, row, changed, _soft in updates:
+        groups.setdefault(tuple(changed), []).append(row)
+    columns = provider.update_columns
+    table = provider.table
+    for changed, rows in groups.items():
+        if len(rows) == 1:
+            row = rows[0]
+            sql = f"UPDATE `{table}` SET {','.join(columns[i] for i in changed)} WHERE `id`=%s"
+            sql_runner.execute(ctx, cur, pool, sql, [*(row[i] for i in changed), row[0]], "update")
+            continue
+        for start in range(0, len(rows), UPDATE_CHUNK):
+            chunk = rows[start : start + UPDATE_CHUNK]
+            whens = " WHEN %s THEN %s" * len(chunk)
+            sets = ",".join(f"{columns[i][:-3]}CASE `id`{whens} END" for i in changed)
+            args: list[Any] = []
+            for i in changed:
+                for row in chunk:
+                    args.append(row[0])
+                    args.append(row[i])
+            args.extend(row[0] for row in chunk)
+            sql = f"UPDATE `{table}` SET {sets} WHERE `id` IN ({','.join(['%s'] * len(chunk))})"
+            sql_runner.execute(ctx, cur, pool, sql, args, "update")
 
 
 def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], None]]:
