@@ -191,7 +191,7 @@ def _write_updates(
         for start in range(0, len(rows), UPDATE_CHUNK):
             chunk = rows[start : start + UPDATE_CHUNK]
             whens = " WHEN %s THEN %s" * len(chunk)
-            sets = ",".join(f"{columns[i][:-3]}CASE `id`{whens} END" for i in changed)
+            sets = ",".join(f"{columns[i][:-2]}CASE `id`{whens} END" for i in changed)
             args: list[Any] = []
             for i in changed:
                 for row in chunk:
