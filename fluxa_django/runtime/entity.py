@@ -81,24 +81,21 @@ class EntityBase:
 
     def delete(self) -> None:
         """Delete on the next flush (a soft delete on entities with ``fake_delete``)."""
-        if self._state == GONE:
-            return
-        if self._state == NEW:
-            self._state = GONE
-            self._ctx._untrack(self)
-            return
         index = self._provider.fake_delete_index
-        if index is not None:
+        if self._mark_deleted(FORCE_DELETE if index is None else DELETE) and index is not None:
             self._set(index, self._row[0])  # soft delete: the row stores its own id
-        self._state = DELETE
-        self._ctx._track(self)
 
     def _force_delete(self) -> None:
+        self._mark_deleted(FORCE_DELETE)
+
+    def _mark_deleted(self, state: int) -> bool:
+        """Schedule a delete; a new entity is simply forgotten. True when scheduled."""
         if self._state == GONE:
-            return
+            return False
         if self._state == NEW:
             self._state = GONE
             self._ctx._untrack(self)
-            return
-        self._state = FORCE_DELETE
+            return False
+        self._state = state
         self._ctx._track(self)
+        return True
