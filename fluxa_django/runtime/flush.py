@@ -178,8 +178,8 @@ def _write_updates(
 ) -> None:
     """Rows changing the same columns share one ``UPDATE ... CASE `id` WHEN ...``."""
     groups: dict[tuple[int, ...], list[list[Any]]] = {}
-    for _entity, row, changed, _soft in updates:
-        groups.setdefault(tuple(changed), []).append(row)
+    for _entity, entity_row, entity_changed, _soft in updates:
+        groups.setdefault(tuple(entity_changed), []).append(entity_row)
     columns = provider.update_columns
     table = provider.table
     for changed, rows in groups.items():
