@@ -169,11 +169,6 @@ class Context:
         if cache is not None:
             cache[id_] = entity
 
-    def _cache_drop(self, kind: int, id_: int) -> None:
-        cache = self._cache.get(kind)
-        if cache is not None:
-            cache.pop(id_, None)
-
     # -- unit of work ----------------------------------------------------------------
 
     def _track(self, entity: EntityBase) -> None:

@@ -185,11 +185,8 @@ class ProviderBase(Generic[E]):
 
     # -- searching ----------------------------------------------------------------------
 
-    def _fake(self, where: Where | None) -> str | None:
-        return self.fake_delete_sql
-
     def _rows(self, ctx: Context, head: str, query: Query) -> list[Any]:
-        clause, args = query.where_clause(self._fake(query.where))
+        clause, args = query.where_clause(self.fake_delete_sql)
         page = query.page
         sql = head + clause + query.order_clause() + (page.limit_sql() if page else "")
         return sql_runner.fetch(ctx, self._pool(ctx), sql, args)
@@ -199,7 +196,7 @@ class ProviderBase(Generic[E]):
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
     def count(self, ctx: Context, query: Query | None = None) -> int:
-        clause, args = (query or Query()).where_clause(self._fake((query or Query()).where))
+        clause, args = (query or Query()).where_clause(self.fake_delete_sql)
         rows = sql_runner.fetch(ctx, self._pool(ctx), self.count_sql + clause, args, "count")
         return int(rows[0][0])
 
