@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fluxa_django.backends.redis import RedisPool
     from fluxa_django.registry import Registry
     from fluxa_django.runtime.context import Context
+    from fluxa_django.runtime.ids import IdAllocator
     from fluxa_django.schema import Entity, EntitySchema
 
 
@@ -42,6 +43,9 @@ class Engine:
         self._clickhouse = MappingProxyType(dict(clickhouse))
         self._kafka = MappingProxyType(dict(kafka))
         self._options = MappingProxyType(copy.copy(registry.options))
+        # Per-process id blocks by entity kind (see runtime/ids.py); the only
+        # runtime state an engine holds.
+        self.id_allocators: dict[int, IdAllocator] = {}
 
     def __repr__(self) -> str:
         return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"

@@ -85,7 +85,7 @@ def test_ids_are_allocated_in_new_and_unique(fluxa_ctx: Context) -> None:
 
 
 def test_id_counter_is_seeded_from_max_id(fluxa_ctx: Context) -> None:
-    UserEntityProvider._allocators.clear()  # a fresh process: no block reserved yet
+    fluxa_ctx.engine.id_allocators.clear()  # a fresh process: no block reserved yet
     fluxa_ctx.engine.mysql().exec(
         "INSERT INTO UserEntity (id, name, email) VALUES (?, ?, ?)", 5000, "x", "x@e"
     )
@@ -410,3 +410,29 @@ def test_updates_of_the_same_columns_share_one_statement(
         ("b3", 13.0),
         ("renamed", 99.0),
     ]
+
+
+def test_each_engine_allocates_ids_from_its_own_database(fluxa_ctx: Context, mysql_db: str) -> None:
+    from fluxa_django import Registry
+    from fluxa_django.conf import entity_classes
+    from fluxa_django.migrate import apply_alters, plan_mysql
+    from tests.services import REDIS_ADDRESS, mysql_uri
+
+    registry = Registry()
+    registry.register_mysql(mysql_uri(mysql_db))
+    registry.register_redis(REDIS_ADDRESS, 2)
+    registry.register_local_cache("default", 10)
+    registry.register_entity(*entity_classes(["tests.entities"]))
+    other = registry.validate()
+    try:
+        apply_alters(other, plan_mysql(other).alters)
+        other.redis().client.flushdb()
+        other.mysql().exec("INSERT INTO CategoryEntity (id, name) VALUES (?, ?)", 5000, "theirs")
+        mine = CategoryEntityProvider.new(fluxa_ctx).id
+        theirs = CategoryEntityProvider.new(other.new_context()).id
+        assert theirs > 5000, "seeded from the other engine's database"
+        assert mine < 5000
+        assert CategoryEntityProvider.new(fluxa_ctx).id == mine + 1
+    finally:
+        other.redis().client.flushdb()
+        other.close()

@@ -159,16 +159,6 @@ class Context:
             cache = self._cache[kind] = {}
         return cache
 
-    def _cache_get(self, kind: int, id_: int) -> Any:
-        """The cached entity, ``None`` for a cached miss, or ``_MISSING``."""
-        cache = self._kind_cache(kind)
-        return _MISSING if cache is None else cache.get(id_, _MISSING)
-
-    def _cache_put(self, kind: int, id_: int, entity: Any) -> None:
-        cache = self._kind_cache(kind)
-        if cache is not None:
-            cache[id_] = entity
-
     # -- unit of work ----------------------------------------------------------------
 
     def _track(self, entity: EntityBase) -> None:
@@ -176,10 +166,6 @@ class Context:
 
     def _untrack(self, entity: EntityBase) -> None:
         self._tracked.pop(id(entity), None)
-
-    @property
-    def tracked(self) -> list[EntityBase]:
-        return list(self._tracked.values())
 
     def clear_flush(self) -> None:
         """Forget every pending change: new entities are dropped, loaded ones reverted."""

@@ -14,13 +14,14 @@ from fluxa_django.errors import EntityNotFound
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.context import _MISSING, Context
 from fluxa_django.runtime.entity import LOADED, NEW, EntityBase
-from fluxa_django.runtime.query import Condition, Pager, Query, Where
+from fluxa_django.runtime.query import Column, Condition, Pager, Query, Where
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.runtime.ids import IdAllocator
 
 E = TypeVar("E", bound=EntityBase)
+_ID: Column[int] = Column("id")
 InsertHook = Callable[[Context, Any], None]
 UpdateHook = Callable[[Context, Any, dict[str, Any]], None]
 
@@ -55,7 +56,6 @@ class ProviderBase(Generic[E]):
         self._after_insert: InsertHook | None = None
         self._after_update: UpdateHook | None = None
         self._after_delete: InsertHook | None = None
-        self._allocators: dict[int, IdAllocator] = {}
 
     def __repr__(self) -> str:
         return f"<{self.entity_name}Provider table={self.table!r}>"
@@ -94,8 +94,10 @@ class ProviderBase(Generic[E]):
         return out
 
     def _id_allocator(self, ctx: Context) -> IdAllocator:
+        # Allocators live on the engine: their blocks belong to its pools, and a
+        # provider singleton may serve several engines (tests, scripts).
         engine = ctx.engine
-        allocator = self._allocators.get(id(engine))
+        allocator = engine.id_allocators.get(self.kind)
         if allocator is None:
             from fluxa_django.runtime.ids import IdAllocator
 
@@ -110,7 +112,7 @@ class ProviderBase(Generic[E]):
                 self._pool(ctx),
                 self.id_max,
             )
-            self._allocators[id(engine)] = allocator
+            engine.id_allocators[self.kind] = allocator
         return allocator
 
     # -- creating --------------------------------------------------------------------
@@ -163,24 +165,24 @@ class ProviderBase(Generic[E]):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        kind = self.kind
+        cache = ctx._kind_cache(self.kind)
         found: dict[int, E | None] = {}
         missing: list[int] = []
         for id_ in wanted:
-            cached = ctx._cache_get(kind, id_)
+            cached: Any = _MISSING if cache is None else cache.get(id_, _MISSING)
             if cached is _MISSING:
                 missing.append(id_)
             else:
                 found[id_] = cached
         if missing:
             sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(missing))})"
-            for row in sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing)):
-                entity = self._load(ctx, row)
-                ctx._cache_put(kind, row[0], entity)
-                found[row[0]] = entity
-            for id_ in missing:
-                if id_ not in found:
-                    ctx._cache_put(kind, id_, None)
+            rows = sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing))
+            for entity in self._hydrate(ctx, rows):
+                found[entity._row[0]] = entity
+            if cache is not None:
+                for id_ in missing:
+                    if id_ not in found:
+                        cache[id_] = None  # known missing
         return [e for e in (found.get(i) for i in wanted) if e is not None]
 
     # -- searching ----------------------------------------------------------------------
@@ -210,12 +212,7 @@ class ProviderBase(Generic[E]):
     def search_one(self, ctx: Context, query: Query | Where) -> E | None:
         if isinstance(query, Where):
             query = Query().filter_where(query)
-        one = Query()
-        one._conditions = list(query._conditions)
-        one._where = query._where
-        one._order = list(query._order)
-        one._pager = Pager(1, 1)
-        found = self.search_many(ctx, one)
+        found = self.search_many(ctx, query.clone().pager(Pager(1, 1)))
         return found[0] if found else None
 
     def search(self, ctx: Context, where: Where, pager: Pager | None = None) -> list[E]:
@@ -237,19 +234,15 @@ class ProviderBase(Generic[E]):
         return self.search_ids(ctx, where, pager), total
 
     def get_all(self, ctx: Context) -> list[E]:
-        query = Query()
-        query._order.append(("`id`", True))
-        return self.search_many(ctx, query)
+        return self.search_many(ctx, Query().sort_by_asc(_ID))
 
     def _by_columns(
         self, ctx: Context, conditions: Sequence[Condition], pager: Pager | None, one: bool
     ) -> list[E]:
-        query = Query()
-        query._conditions = list(conditions)
-        query._pager = Pager(1, 1) if one else pager
-        if not one:
-            query._order.append(("`id`", True))
-        return self.search_many(ctx, query)
+        query = Query().filter(*conditions)
+        if one:
+            return self.search_many(ctx, query.pager(Pager(1, 1)))
+        return self.search_many(ctx, query.sort_by_asc(_ID).pager(pager))
 
     # -- hooks -------------------------------------------------------------------------------
 

@@ -228,6 +228,15 @@ class Query:
     def __repr__(self) -> str:
         return f"Query({len(self._conditions)} condition(s), where={self._where!r}, pager={self._pager!r})"
 
+    def clone(self) -> Query:
+        """An independent copy (conditions, raw where, order and page)."""
+        other = Query()
+        other._conditions = list(self._conditions)
+        other._where = self._where
+        other._order = list(self._order)
+        other._pager = self._pager
+        return other
+
     def filter(self, *conditions: Condition) -> Query:
         for cond in conditions:
             if not isinstance(cond, Condition):
