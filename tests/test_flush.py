@@ -436,3 +436,14 @@ def test_each_engine_allocates_ids_from_its_own_database(fluxa_ctx: Context, mys
     finally:
         other.redis().client.flushdb()
         other.close()
+
+
+def test_a_flush_leaves_nothing_tracked(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Tracked")
+    fluxa_ctx.flush()
+    category.name = "Other"
+    category.name = "Tracked"  # set back: nothing to write
+    fluxa_ctx.flush()
+    assert fluxa_ctx._tracked == {}

@@ -33,6 +33,9 @@ class TablePlan:
     updates: list[tuple[EntityBase, list[Any], list[int], bool]] = field(default_factory=list)
     deletes: list[EntityBase] = field(default_factory=list)
 
+    def entities(self) -> list[EntityBase]:
+        return [e for e, _ in self.inserts] + [e for e, *_ in self.updates] + self.deletes
+
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
@@ -63,18 +66,12 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
                 if index is not None and row[index] == _ZERO_DATETIME:
                     row[index] = now
             table.inserts.append((entity, row))
-        elif state == FORCE_DELETE or (state == DELETE and provider.fake_delete_index is None):
+        elif state == FORCE_DELETE:
             table.deletes.append(entity)
         else:
             row = list(entity._row)
-            changed = entity.changed_columns()
+            changed = entity.changed_columns()  # a soft delete set `fake_delete` already
             soft = state == DELETE
-            if soft:
-                index = provider.fake_delete_index
-                assert index is not None
-                if row[index] != row[0]:
-                    row[index] = row[0]
-                    changed.append(index)
             if not soft:
                 provider.validate_update(row, changed)
             if not changed:
@@ -94,33 +91,43 @@ def flush(ctx: Context) -> None:
     if not ctx._tracked:
         return
     pools = plan(ctx)
-    after: list[Callable[[], None]] = []
-    for pool_code in sorted(pools):
-        tables = pools[pool_code]
-        pool = ctx.engine.mysql(pool_code)
-        raw = sql_runner.django_atomic_connection(pool)
-        if raw is not None:
-            _write(ctx, raw, pool_code, tables)
-        else:
-            with pool.connection() as conn:
-                conn.begin()
-                try:
-                    _write(ctx, conn, pool_code, tables)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        conn.rollback()
-                    raise
-                conn.commit()
-        after.extend(_finish(ctx, tables))
-    ctx._tracked.clear()
-    first = ctx.engine.mysql(sorted(pools)[0]) if pools else None
-    if first is not None and sql_runner.in_django_atomic(first):
-        from django.db import transaction
+    deferred_by_alias: dict[str, list[Callable[[], None]]] = {}
+    immediate: list[Callable[[], None]] = []
+    try:
+        for pool_code in sorted(pools):
+            tables = pools[pool_code]
+            pool = ctx.engine.mysql(pool_code)
+            raw = sql_runner.django_atomic_connection(pool)
+            if raw is not None:
+                _write(ctx, raw, pool_code, tables)  # joins Django's transaction
+            else:
+                with pool.begin() as tx:
+                    _write(ctx, tx.raw, pool_code, tables)
+            effects = _finish(ctx, tables)
+            for table in tables.values():
+                for entity in table.entities():
+                    ctx._untrack(entity)
+            if sql_runner.in_django_atomic(pool):
+                deferred_by_alias.setdefault(pool.django_alias or "default", []).extend(effects)
+            else:
+                immediate.extend(effects)
+    except BaseException:
+        # Pools written before the failure stay committed: their side effects still run.
+        with contextlib.suppress(HookError):
+            _after_commit(deferred_by_alias, immediate)
+        raise
+    ctx._tracked.clear()  # also entities whose changes were all set back
+    _after_commit(deferred_by_alias, immediate)
 
-        alias = first.django_alias or "default"
-        transaction.on_commit(lambda: run_side_effects(after), using=alias)
-    else:
-        run_side_effects(after)
+
+def _after_commit(
+    deferred_by_alias: dict[str, list[Callable[[], None]]], immediate: list[Callable[[], None]]
+) -> None:
+    from django.db import transaction
+
+    for alias, effects in deferred_by_alias.items():
+        transaction.on_commit(partial(run_side_effects, effects), using=alias)
+    run_side_effects(immediate)
 
 
 def run_side_effects(effects: list[Callable[[], None]]) -> None:
