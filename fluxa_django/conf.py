@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from fluxa_django.config import ConfigMysql, config_from_yaml
+from fluxa_django.config import config_from_yaml
 from fluxa_django.engine import Engine
 from fluxa_django.errors import ConfigError
 from fluxa_django.registry import Registry
@@ -79,7 +79,7 @@ def registry_from_settings() -> Registry:
     config, aliases = config_from_yaml(conf.get("POOLS", {}))
     for mysql in config.mysql_pools:
         if mysql.code in aliases:
-            _replace_uri(mysql, _alias_uri(mysql.code, aliases[mysql.code]))
+            mysql.uri = _alias_uri(mysql.code, aliases[mysql.code])
     async_flush = conf.get("ASYNC_FLUSH")
     if async_flush is not None:
         from fluxa_django.config import ConfigAsyncFlush
@@ -100,10 +100,6 @@ def registry_from_settings() -> Registry:
     for key, value in options.items():
         registry.set_option(key, value)
     return registry
-
-
-def _replace_uri(mysql: ConfigMysql, uri: str) -> None:
-    mysql.uri = uri
 
 
 def get_engine() -> Engine:

@@ -40,6 +40,17 @@ class MySQLURI:
     def __str__(self) -> str:
         return self.safe
 
+    def connect_kwargs(self, with_database: bool = True) -> dict[str, Any]:
+        """Keyword arguments for ``MySQLdb.connect`` (credentials included; never log them)."""
+        kwargs: dict[str, Any] = {"user": self.user, "passwd": self.password, "connect_timeout": 5}
+        if with_database:
+            kwargs["db"] = self.database
+        if self.unix_socket:
+            kwargs["unix_socket"] = self.unix_socket
+        else:
+            kwargs.update(host=self.host, port=self.port)
+        return kwargs
+
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:

@@ -285,11 +285,6 @@ class RefsToUnregistered(Entity):
     parents: References[Orphan]
 
 
-class BadColumnName(Entity):
-    id: uint64
-    pass
-
-
 class BadTable(Entity):
     id: uint64
 

@@ -80,18 +80,8 @@ class MySQLPool:
     # -- lifecycle ------------------------------------------------------------
 
     def _new_raw(self) -> Any:
-        kwargs: dict[str, Any] = {
-            "user": self.uri.user,
-            "passwd": self.uri.password,
-            "db": self.uri.database,
-            "charset": self.options.default_encoding or "utf8mb4",
-            "autocommit": True,
-            "connect_timeout": 5,
-        }
-        if self.uri.unix_socket:
-            kwargs["unix_socket"] = self.uri.unix_socket
-        else:
-            kwargs["host"], kwargs["port"] = self.uri.host, self.uri.port
+        kwargs = self.uri.connect_kwargs()
+        kwargs.update(charset=self.options.default_encoding or "utf8mb4", autocommit=True)
         try:
             return MySQLdb.connect(**kwargs)
         except MySQLdb.Error as exc:
@@ -182,37 +172,19 @@ class MySQLPool:
 
     def exec(self, sql: str, *params: Any) -> ExecResult:
         """Run a statement; returns the last insert id and the affected row count."""
-        query, args = bind(sql, params)
         with self.connection() as raw:
-            cur = raw.cursor()
-            try:
-                cur.execute(query, args)
-                return ExecResult(int(cur.lastrowid or 0), int(cur.rowcount))
-            finally:
-                cur.close()
+            return _exec(raw, sql, params)
 
     def query(self, sql: str, *params: Any) -> list[Row]:
         """Run a query and return every row as a tuple."""
-        query, args = bind(sql, params)
         with self.connection() as raw:
-            cur = raw.cursor()
-            try:
-                cur.execute(query, args)
-                return list(cur.fetchall())
-            finally:
-                cur.close()
+            return _query(raw, sql, params)
 
     def query_row(self, sql: str, *params: Any) -> Row | None:
         """Run a query and return its first row, or ``None``."""
-        query, args = bind(sql, params)
         with self.connection() as raw:
-            cur = raw.cursor()
-            try:
-                cur.execute(query, args)
-                row = cur.fetchone()
-                return tuple(row) if row is not None else None
-            finally:
-                cur.close()
+            rows = _query(raw, sql, params)
+        return rows[0] if rows else None
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[MySQLTransaction]:
@@ -238,16 +210,10 @@ class MySQLTransaction:
         self.finished = False
 
     def exec(self, sql: str, *params: Any) -> ExecResult:
-        query, args = bind(sql, params)
-        cur = self.raw.cursor()
-        try:
-            cur.execute(query, args)
-            return ExecResult(int(cur.lastrowid or 0), int(cur.rowcount))
-        finally:
-            cur.close()
+        return _exec(self.raw, sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        query, _ = bind(sql, rows[0]) if rows else (sql, None)
+        query, _ = bind(sql, rows[0]) if rows else (sql, ())
         cur = self.raw.cursor()
         try:
             cur.executemany(query, rows)
@@ -256,13 +222,7 @@ class MySQLTransaction:
             cur.close()
 
     def query(self, sql: str, *params: Any) -> list[Row]:
-        query, args = bind(sql, params)
-        cur = self.raw.cursor()
-        try:
-            cur.execute(query, args)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+        return _query(self.raw, sql, params)
 
     def commit(self) -> None:
         if not self.finished:
@@ -273,6 +233,26 @@ class MySQLTransaction:
         if not self.finished:
             self.raw.rollback()
             self.finished = True
+
+
+def _exec(raw: Any, sql: str, params: Sequence[Any]) -> ExecResult:
+    query, args = bind(sql, params)
+    cur = raw.cursor()
+    try:
+        cur.execute(query, args)
+        return ExecResult(int(cur.lastrowid or 0), int(cur.rowcount))
+    finally:
+        cur.close()
+
+
+def _query(raw: Any, sql: str, params: Sequence[Any]) -> list[Row]:
+    query, args = bind(sql, params)
+    cur = raw.cursor()
+    try:
+        cur.execute(query, args)
+        return [tuple(row) for row in cur.fetchall()]
+    finally:
+        cur.close()
 
 
 def _describe(exc: BaseException) -> str:

@@ -234,7 +234,7 @@ def column_code(
                 f"        value = self._row[{i}]",
                 "        if not value:",
                 "            return None",
-                f"        from {{package}}.{_module(target)} import {target.name}Provider",
+                f"        from .{_module(target)} import {target.name}Provider",
                 "",
                 f"        return {target.name}Provider.get_by_id(self._ctx, value)",
                 "",
@@ -273,7 +273,7 @@ def column_code(
             [
                 f"    def load_{name}(self) -> list[{target.name}]:",
                 f'        """The referenced {target.name} entities, loaded through the caches."""',
-                f"        from {{package}}.{_module(target)} import {target.name}Provider",
+                f"        from .{_module(target)} import {target.name}Provider",
                 "",
                 f"        return {target.name}Provider.get_by_ids(self._ctx, self.{attr} or [])",
                 "",

@@ -177,7 +177,7 @@ def render_entity(schema: EntitySchema, kind: int, by_name: Mapping[str, EntityS
     ]
     lines += ["    __slots__ = ()", ""]
     for code in codes:
-        lines += [line.replace("{package}.", ".") for line in code.members]
+        lines += code.members
     while lines[-1] == "":
         lines.pop()
     lines += ["", ""]

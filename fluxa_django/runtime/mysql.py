@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fluxa_django.runtime.observe import OBSERVERS, notify
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
@@ -60,14 +62,7 @@ def fetch(
     if OBSERVERS:
         notify("mysql", operation)
     if ctx._loggers:
-        started = time.time()
-        try:
-            rows = _fetch(pool, sql, args)
-        except Exception as exc:
-            ctx._log("mysql", pool.code, operation, _shown(sql, args), started, exc)
-            raise
-        ctx._log("mysql", pool.code, operation, _shown(sql, args), started)
-        return rows
+        return _logged(ctx, pool.code, operation, sql, args, lambda: _fetch(pool, sql, args))
     return _fetch(pool, sql, args)
 
 
@@ -86,16 +81,23 @@ def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation
     if OBSERVERS:
         notify("mysql", operation)
     if ctx._loggers:
-        started = time.time()
-        try:
-            cursor.execute(sql, args)
-        except Exception as exc:
-            ctx._log("mysql", pool, operation, _shown(sql, args), started, exc)
-            raise
-        ctx._log("mysql", pool, operation, _shown(sql, args), started)
+        _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(sql, args))
     else:
         cursor.execute(sql, args)
     return int(cursor.rowcount)
+
+
+def _logged(
+    ctx: Context, pool: str, operation: str, sql: str, args: Any, call: Callable[[], T]
+) -> T:
+    started = time.time()
+    try:
+        result = call()
+    except Exception as exc:
+        ctx._log("mysql", pool, operation, _shown(sql, args), started, exc)
+        raise
+    ctx._log("mysql", pool, operation, _shown(sql, args), started)
+    return result
 
 
 def _shown(sql: str, args: Any) -> str:

@@ -68,12 +68,7 @@ def _test_registry() -> Any:
 def _database(uri: Any, statement: str) -> None:
     import MySQLdb
 
-    kwargs: dict[str, Any] = {"user": uri.user, "passwd": uri.password}
-    if uri.unix_socket:
-        kwargs["unix_socket"] = uri.unix_socket
-    else:
-        kwargs.update(host=uri.host, port=uri.port)
-    conn = MySQLdb.connect(**kwargs)
+    conn = MySQLdb.connect(**uri.connect_kwargs(with_database=False))
     try:
         conn.cursor().execute(statement.format(name=uri.database))
     finally:
