@@ -806,3 +806,13 @@ def test_force_delete_of_a_soft_deleted_row(fluxa_ctx: Context, catalog: Catalog
     beta.force_delete()
     ctx.flush()
     assert raw_count(fluxa_ctx, "ProductEntity") == 4
+
+
+def test_query_clone_is_independent() -> None:
+    from fluxa_django.runtime.query import StrColumn
+
+    base = Query().filter(StrColumn("name").eq("a")).sort_by_asc(StrColumn("name"))
+    page2 = base.clone().pager(Pager(2, 10)).filter(StrColumn("name").like("b%"))
+    assert base.page is None and len(base.conditions) == 1
+    assert page2.page is not None and page2.page.offset == 10 and len(page2.conditions) == 2
+    assert base.order_clause() == page2.order_clause() == " ORDER BY `name` ASC"
