@@ -57,7 +57,7 @@ def test_new_entities_are_one_multi_row_insert_per_table(
     category = new_category(fluxa_ctx, "Books")
     products = [new_product(fluxa_ctx, category, f"Book {i}") for i in range(5)]
     log = statements(fluxa_ctx)
-    with fluxa_assert_queries(mysql=2, redis=0):
+    with fluxa_assert_queries(mysql=2, redis=2):
         fluxa_ctx.flush()
     assert [s.split(" (")[0] for s in log] == [
         "INSERT INTO `CategoryEntity`",

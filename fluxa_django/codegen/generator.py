@@ -6,6 +6,7 @@ needs no server: schemas come from the registry's definitions only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -230,10 +231,12 @@ def render_entity(schema: EntitySchema, kind: int, by_name: Mapping[str, EntityS
         f"    updated_at_index = {updated!r}",
         f"    required_references = {required!r}",
         f"    default_row = ({defaults},)",
+        *_cache_attributes(schema),
         f"    fields: Final = _{name}Fields()",
     ]
+    cached = [i for i in schema.indexes if i.cached]
     for index in schema.indexes:
-        lines += _index_method(schema, index)
+        lines += _index_method(schema, index, cached.index(index) if index.cached else None)
     lines += [
         "",
         "",
@@ -242,6 +245,27 @@ def render_entity(schema: EntitySchema, kind: int, by_name: Mapping[str, EntityS
         "",
     ]
     return "\n".join(lines)
+
+
+def _cache_attributes(schema: EntitySchema) -> list[str]:
+    """The provider attributes of the cache tiers (only for entities that use them)."""
+    cached_uniques = []
+    for index in schema.indexes:
+        if index.cached:
+            columns = tuple(c for c in index.columns if c != "fake_delete")
+            positions = tuple(schema.column(c).position for c in columns)
+            cached_uniques.append((index.name, positions, columns))
+    if not (schema.redis_cache or schema.local_cache or cached_uniques):
+        return []
+    definition = "\n".join([schema.table, *(c.ddl for c in schema.columns)])
+    stamp = hashlib.sha256(definition.encode()).hexdigest()[:12]
+    return [
+        f"    row_cache = {schema.redis_cache is not None!r}",
+        f"    local_pool = {schema.local_cache!r}",
+        f"    cached = {bool(schema.redis_cache or schema.local_cache)!r}",
+        f"    cache_stamp = {stamp!r}",
+        f"    cached_uniques = {tuple(cached_uniques)!r}",
+    ]
 
 
 def _datetime_index(schema: EntitySchema, field: str) -> int | None:
@@ -260,7 +284,7 @@ def _param_type(schema: EntitySchema, column_name: str) -> str:
     return value_type(column) + (" | None" if column.nullable else "")
 
 
-def _index_method(schema: EntitySchema, index: IndexSchema) -> list[str]:
+def _index_method(schema: EntitySchema, index: IndexSchema, cached: int | None) -> list[str]:
     columns = [c for c in index.columns if c != "fake_delete"]
     if not columns:
         return []
@@ -277,7 +301,13 @@ def _index_method(schema: EntitySchema, index: IndexSchema) -> list[str]:
             conds.append(f'Condition("`{c}` = ?", ({c},), {c!r}, {c})')
     method = snake(index.name)
     lines = [""]
-    if index.unique:
+    if index.unique and cached is not None:
+        lines += [
+            f"    def get_by_unique_index_{method}(self, ctx: Context, {params}) -> {name} | None:",
+            f'        """The {name} whose ({", ".join(columns)}) match, or ``None`` (cached in Redis)."""',
+            f"        return self._by_unique(ctx, {cached}, ({', '.join(columns)},), ({', '.join(conds)},))",
+        ]
+    elif index.unique:
         lines += [
             f"    def get_by_unique_index_{method}(self, ctx: Context, {params}) -> {name} | None:",
             f'        """The {name} whose ({", ".join(columns)}) match, or ``None``."""',

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, LOADED, NEW, EntityBase
+from fluxa_django.runtime.tiers import FlushKeys, collect_keys
 
 if TYPE_CHECKING:
     from fluxa_django.runtime.context import Context
@@ -87,23 +88,70 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
     return pools
 
 
+def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
+    """The cache keys (rows, unique-index values) the writes of one MySQL pool affect."""
+    entries: list[tuple[ProviderBase[Any], list[Any]]] = []
+    for table in tables.values():
+        provider = table.provider
+        if provider.tiers(ctx.engine) is None:
+            continue
+        rows: list[Any] = [row for _, row in table.inserts]
+        for entity, row, _, _ in table.updates:
+            rows.append(row)
+            if entity._orig is not None:
+                rows.append(entity._orig)
+        for entity in table.deletes:
+            rows.append(entity._row)
+            if entity._orig is not None:
+                rows.append(entity._orig)
+        entries.append((provider, rows))
+    return list(collect_keys(ctx.engine, entries).values()) if entries else []
+
+
+def _release(keys: list[FlushKeys], publish: bool) -> None:
+    for flush_keys in keys:
+        flush_keys.release(publish)
+
+
 def flush(ctx: Context) -> None:
     if not ctx._tracked:
         return
     pools = plan(ctx)
+    # Cached rows are marked in Redis before any SQL: with Redis unreachable
+    # the flush is refused and nothing is written.
+    cache_keys = {code: _cache_keys(ctx, tables) for code, tables in pools.items()}
+    marked: list[FlushKeys] = []
+    try:
+        for keys in cache_keys.values():
+            for flush_keys in keys:
+                flush_keys.mark()
+                marked.append(flush_keys)
+    except BaseException:
+        _release(marked, publish=False)
+        raise
     deferred_by_alias: dict[str, list[Callable[[], None]]] = {}
     immediate: list[Callable[[], None]] = []
+    unwritten = set(pools)
     try:
         for pool_code in sorted(pools):
             tables = pools[pool_code]
             pool = ctx.engine.mysql(pool_code)
             raw = sql_runner.django_atomic_connection(pool)
-            if raw is not None:
-                _write(ctx, raw, pool_code, tables)  # joins Django's transaction
-            else:
-                with pool.begin() as tx:
-                    _write(ctx, tx.raw, pool_code, tables)
+            try:
+                if raw is not None:
+                    _write(ctx, raw, pool_code, tables)  # joins Django's transaction
+                else:
+                    with pool.begin() as tx:
+                        _write(ctx, tx.raw, pool_code, tables)
+            except BaseException:
+                if raw is not None:  # Django's transaction decides: keep the markers
+                    unwritten.discard(pool_code)
+                raise
+            unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
+            if cache_keys[pool_code]:
+                # After the commit, before any hook: caches first, then the hooks.
+                effects.insert(0, partial(_release, cache_keys[pool_code], True))
             for table in tables.values():
                 for entity in table.entities():
                     ctx._untrack(entity)
@@ -112,6 +160,9 @@ def flush(ctx: Context) -> None:
             else:
                 immediate.extend(effects)
     except BaseException:
+        # Pools not written (rolled back or never reached) keep their rows: drop the markers.
+        for pool_code in unwritten:
+            _release(cache_keys[pool_code], publish=False)
         # Pools written before the failure stay committed: their side effects still run.
         with contextlib.suppress(HookError):
             _after_commit(deferred_by_alias, immediate)

@@ -8,6 +8,7 @@ same connection, so they join Django's transaction.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,10 +27,8 @@ def django_atomic_connection(pool: MySQLPool) -> Any | None:
     alias = pool.django_alias
     if alias is None:
         return None
-    from django.db import connections
-
-    wrapper = connections[alias]
-    if not wrapper.in_atomic_block:
+    wrapper = _django_connection(alias)
+    if wrapper is None or not wrapper.in_atomic_block:
         return None
     wrapper.ensure_connection()
     return wrapper.connection
@@ -37,12 +36,34 @@ def django_atomic_connection(pool: MySQLPool) -> Any | None:
 
 def in_django_atomic(pool: MySQLPool) -> bool:
     """True when a Django ``atomic()`` block is open (on the pool's alias or ``default``)."""
+    wrapper = _django_connection(pool.django_alias or "default")
+    return wrapper is not None and bool(wrapper.in_atomic_block)
+
+
+_threads = threading.local()
+
+
+def _django_connection(alias: str) -> Any | None:
+    """Django's connection wrapper of ``alias`` in this thread (``None`` if not configured).
+
+    Django keeps one wrapper per thread; looking it up goes through asgiref's
+    ``Local`` (about a microsecond), so the read path keeps its own per-thread
+    reference, renewed when Django replaces its connection storage.
+    """
     from django.db import connections
 
-    alias = pool.django_alias or "default"
-    if alias not in connections.settings:
-        return False
-    return bool(connections[alias].in_atomic_block)
+    storage = connections._connections  # type: ignore[attr-defined]
+    cache: dict[str, Any] | None = getattr(_threads, "wrappers", None)
+    if cache is None or _threads.storage is not storage:
+        cache = _threads.wrappers = {}
+        _threads.storage = storage
+    try:
+        return cache[alias]
+    except KeyError:
+        pass
+    wrapper = connections[alias] if alias in connections.settings else None
+    cache[alias] = wrapper
+    return wrapper
 
 
 @contextlib.contextmanager

@@ -18,7 +18,9 @@ from fluxa_django.runtime.query import Column, Condition, Pager, Query, Where
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.engine import Engine
     from fluxa_django.runtime.ids import IdAllocator
+    from fluxa_django.runtime.tiers import Tiers
 
 E = TypeVar("E", bound=EntityBase)
 _ID: Column[int] = Column("id")
@@ -51,6 +53,13 @@ class ProviderBase(Generic[E]):
     updated_at_index: ClassVar[int | None]
     required_references: ClassVar[tuple[tuple[int, str], ...]]
     default_row: ClassVar[tuple[Any, ...]]
+    # cache tiers (runtime/tiers.py)
+    row_cache: ClassVar[bool] = False  # Meta.redis_cache
+    local_pool: ClassVar[str | None] = None  # Meta.local_cache
+    cached: ClassVar[bool] = False  # reads go through local and/or Redis tiers
+    cache_stamp: ClassVar[str] = ""  # schema stamp of cached rows
+    # Meta.cached_unique_indexes: (name, row positions, column names)
+    cached_uniques: ClassVar[tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...]] = ()
 
     def __init__(self) -> None:
         self._after_insert: InsertHook | None = None
@@ -92,6 +101,25 @@ class ProviderBase(Generic[E]):
                     cache[row[0]] = entity
             append(entity)
         return out
+
+    def tiers(self, engine: Engine) -> Tiers | None:
+        """This entity's local/Redis tiers on ``engine`` (``None`` when it has none)."""
+        try:
+            return engine.tiers[self.kind]
+        except KeyError:
+            pass
+        found: Tiers | None = None
+        if self.cached or self.cached_uniques:
+            from fluxa_django.runtime.tiers import Tiers
+
+            found = Tiers(engine, self)
+        engine.tiers[self.kind] = found
+        return found
+
+    def _cached_rows(self, ctx: Context) -> Tiers:
+        tiers = ctx.engine.tiers.get(self.kind) or self.tiers(ctx.engine)
+        assert tiers is not None
+        return tiers
 
     def _id_allocator(self, ctx: Context) -> IdAllocator:
         # Allocators live on the engine: their blocks belong to its pools, and a
@@ -148,8 +176,12 @@ class ProviderBase(Generic[E]):
             if cached is not _MISSING:
                 found: E | None = cached
                 return found
-        rows = sql_runner.fetch(ctx, self._pool(ctx), self.by_id_sql, (id,))
-        entity = self._load(ctx, rows[0]) if rows else None
+        if self.cached:
+            row = self._cached_rows(ctx).row(ctx, id)
+            entity = None if row is None else self._load(ctx, row)
+        else:
+            rows = sql_runner.fetch(ctx, self._pool(ctx), self.by_id_sql, (id,))
+            entity = self._load(ctx, rows[0]) if rows else None
         if cache is not None:
             cache[id] = entity
         return entity
@@ -175,8 +207,12 @@ class ProviderBase(Generic[E]):
             else:
                 found[id_] = cached
         if missing:
-            sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(missing))})"
-            rows = sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing))
+            if self.cached:
+                loaded = self._cached_rows(ctx).rows(ctx, missing)
+                rows = [row for row in loaded.values() if row is not None]
+            else:
+                sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(missing))})"
+                rows = sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing))
             for entity in self._hydrate(ctx, rows):
                 found[entity._row[0]] = entity
             if cache is not None:
@@ -194,7 +230,14 @@ class ProviderBase(Generic[E]):
         return sql_runner.fetch(ctx, self._pool(ctx), sql, args)
 
     def search_many(self, ctx: Context, query: Query) -> list[E]:
-        """Entities matching ``query`` in its order (one MySQL round trip)."""
+        """Entities matching ``query`` in its order.
+
+        One MySQL round trip; for cached entities the ids are selected and the
+        entities loaded through the tiers (one round trip per tier at most).
+        """
+        if self.cached and not self._cached_rows(ctx).bypassed():
+            ids = [row[0] for row in self._rows(ctx, self.select_ids_sql, query)]
+            return self.get_by_ids(ctx, ids)
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
     def count(self, ctx: Context, query: Query | None = None) -> int:
@@ -210,10 +253,61 @@ class ProviderBase(Generic[E]):
         return self.search_many(ctx, query), total
 
     def search_one(self, ctx: Context, query: Query | Where) -> E | None:
+        """The first match; an exact match of a cached unique index is answered from Redis."""
         if isinstance(query, Where):
             query = Query().filter_where(query)
+        if self.cached_uniques and query.where is None:
+            match = self._unique_match(query.conditions)
+            if match is not None:
+                return self._by_unique(ctx, match[0], match[1], query.conditions)
         found = self.search_many(ctx, query.clone().pager(Pager(1, 1)))
         return found[0] if found else None
+
+    def _unique_match(self, conditions: Sequence[Condition]) -> tuple[int, tuple[Any, ...]] | None:
+        """``(index number, values)`` when the conditions are exactly a cached unique index's equalities."""
+        by_column = {c.column: c.eq_value for c in conditions if c.column}
+        if len(by_column) != len(conditions):
+            return None
+        for number, (_, _, columns) in enumerate(self.cached_uniques):
+            if len(columns) == len(by_column) and all(c in by_column for c in columns):
+                return number, tuple(by_column[c] for c in columns)
+        return None
+
+    def _by_unique(
+        self, ctx: Context, index: int, values: tuple[Any, ...], conditions: Sequence[Condition]
+    ) -> E | None:
+        """Cached unique index lookup: Redis value -> id, verified against the row."""
+        from fluxa_django.runtime.codec import unique_token
+
+        if any(v is None for v in values):  # NULLs never collide in a unique index
+            return next(iter(self._by_columns(ctx, conditions, None, True)), None)
+        name, positions, _ = self.cached_uniques[index]
+        tiers = self._cached_rows(ctx)
+        token = unique_token(values)
+        key = tiers.unique_key(name, token)
+        cached_id = tiers.unique_id(ctx, key)
+        if cached_id is not None:
+            entity = self.get_by_id(ctx, cached_id)
+            if entity is not None and self._holds(entity, positions, token):
+                return entity
+            tiers.set_unique(ctx, key, None)  # stale: the row changed or is gone
+        query = Query().filter(*conditions).pager(Pager(1, 1))
+        found = self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
+        if not found:
+            return None
+        entity = found[0]
+        if self._holds(entity, positions, token):
+            tiers.set_unique(ctx, key, entity._row[0])
+        return entity
+
+    def _holds(self, entity: E, positions: tuple[int, ...], token: str) -> bool:
+        """True when the entity's stored row has exactly these index values and is live."""
+        from fluxa_django.runtime.codec import unique_token
+
+        row = entity._orig if entity._orig is not None else entity._row
+        if self.fake_delete_index is not None and row[self.fake_delete_index]:
+            return False
+        return unique_token(tuple(row[p] for p in positions)) == token
 
     def search(self, ctx: Context, where: Where, pager: Pager | None = None) -> list[E]:
         return self.search_many(ctx, Query().filter_where(where).pager(pager))
@@ -243,6 +337,11 @@ class ProviderBase(Generic[E]):
         if one:
             return self.search_many(ctx, query.pager(Pager(1, 1)))
         return self.search_many(ctx, query.sort_by_asc(_ID).pager(pager))
+
+    def clear_redis_cache(self, ctx: Context) -> int:
+        """Delete this entity's Redis cache entries (and local rows everywhere); returns the count."""
+        tiers = self.tiers(ctx.engine)
+        return tiers.clear(ctx) if tiers is not None else 0
 
     # -- hooks -------------------------------------------------------------------------------
 

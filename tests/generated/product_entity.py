@@ -190,6 +190,11 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     updated_at_index = None
     required_references = ((3, 'category'),)
     default_row = (0, '', Decimal('0.00'), 0, 'draft', None, '', None, None, datetime.datetime(1000, 1, 1), 0,)
+    row_cache = True
+    local_pool = 'default'
+    cached = True
+    cache_stamp = '39068294bdd7'
+    cached_uniques = (('Name', (1,), ('name',)),)
     fields: Final = _ProductEntityFields()
 
     def get_by_index_category_status(
@@ -199,9 +204,8 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
         return self._by_columns(ctx, (Condition("`category` = ?", (category,), 'category', category), Condition("`status` = ?", (status,), 'status', status),), pager, False)
 
     def get_by_unique_index_name(self, ctx: Context, name: str) -> ProductEntity | None:
-        """The ProductEntity whose (name) match, or ``None``."""
-        found = self._by_columns(ctx, (Condition("`name` = ?", (name,), 'name', name),), None, True)
-        return found[0] if found else None
+        """The ProductEntity whose (name) match, or ``None`` (cached in Redis)."""
+        return self._by_unique(ctx, 0, (name,), (Condition("`name` = ?", (name,), 'name', name),))
 
 
 ProductEntityProvider: Final = _ProductEntityProvider()

@@ -86,6 +86,11 @@ class _UserEntityProvider(ProviderBase[UserEntity]):
     updated_at_index = None
     required_references = ()
     default_row = (0, '', '', 0,)
+    row_cache = True
+    local_pool = None
+    cached = True
+    cache_stamp = 'b96c6f171627'
+    cached_uniques = ()
     fields: Final = _UserEntityFields()
 
     def get_by_unique_index_email(self, ctx: Context, email: str) -> UserEntity | None:

@@ -62,6 +62,11 @@ class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     updated_at_index = None
     required_references = ()
     default_row = (0, '',)
+    row_cache = True
+    local_pool = 'default'
+    cached = True
+    cache_stamp = 'afce67086859'
+    cached_uniques = ()
     fields: Final = _CategoryEntityFields()
 
     def get_by_unique_index_name(self, ctx: Context, name: str) -> CategoryEntity | None:

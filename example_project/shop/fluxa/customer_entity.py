@@ -195,12 +195,16 @@ class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     updated_at_index = None
     required_references = ()
     default_row = (0, '', None, None, 0, Decimal('0.00'), 0.0, 0, None, None, None, None, datetime.datetime(1000, 1, 1),)
+    row_cache = True
+    local_pool = None
+    cached = True
+    cache_stamp = '9d43865a71c8'
+    cached_uniques = (('Email', (1,), ('email',)),)
     fields: Final = _CustomerEntityFields()
 
     def get_by_unique_index_email(self, ctx: Context, email: str) -> CustomerEntity | None:
-        """The CustomerEntity whose (email) match, or ``None``."""
-        found = self._by_columns(ctx, (Condition("`email` = ?", (email,), 'email', email),), None, True)
-        return found[0] if found else None
+        """The CustomerEntity whose (email) match, or ``None`` (cached in Redis)."""
+        return self._by_unique(ctx, 0, (email,), (Condition("`email` = ?", (email,), 'email', email),))
 
 
 CustomerEntityProvider: Final = _CustomerEntityProvider()

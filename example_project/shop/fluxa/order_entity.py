@@ -260,6 +260,11 @@ class _OrderEntityProvider(ProviderBase[OrderEntity]):
     updated_at_index = None
     required_references = ((1, 'customer'),)
     default_row = (0, 0, '', None, 0, 0, 0, 0, 0, 0, 'web', None, None, None, datetime.datetime(1000, 1, 1),)
+    row_cache = True
+    local_pool = None
+    cached = True
+    cache_stamp = '6a2830fa3008'
+    cached_uniques = ()
     fields: Final = _OrderEntityFields()
 
     def get_by_index_customer(

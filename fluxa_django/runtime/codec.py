@@ -1,0 +1,113 @@
+"""The Redis row-cache format: how a row travels between MySQL, Redis and the local tier.
+
+A cached row is one Redis string holding the msgpack array ``[stamp, row]``:
+
+- ``stamp``: the entity's schema stamp (generated from its column definitions);
+  an entry written under another definition never decodes, it is a miss.
+- ``row``: the column values in definition order, exactly as mysqlclient returns
+  them: ``int``/``float``/``str``/``bytes``/``None`` natively, ``Decimal`` as
+  ext type 1 (its text), ``datetime.date`` as ext type 2 and
+  ``datetime.datetime`` as ext type 3 (ISO 8601 text).
+
+Control values start with a NUL byte, which no msgpack array does:
+
+- ``\\x00N`` — the row does not exist ("not found" marker);
+- ``\\x00L<token>`` — a reader's fill lease (the key is being loaded);
+- ``\\x00W`` — a writer's intent marker (a flush is changing the row).
+
+Reading is ``msgpack.unpackb`` only: nothing in Redis can run code here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+
+NOT_FOUND = b"\x00N"
+WRITING = b"\x00W"
+LEASE_PREFIX = b"\x00L"
+_CONTROL = 0
+
+_EXT_DECIMAL = 1
+_EXT_DATE = 2
+_EXT_DATETIME = 3
+
+
+class CodecError(ValueError):
+    """A cached value could not be decoded (treated as a miss)."""
+
+
+def _default(value: Any) -> msgpack.ExtType:
+    if isinstance(value, Decimal):
+        return msgpack.ExtType(_EXT_DECIMAL, str(value).encode())
+    if isinstance(value, datetime.datetime):
+        return msgpack.ExtType(_EXT_DATETIME, value.isoformat().encode())
+    if isinstance(value, datetime.date):
+        return msgpack.ExtType(_EXT_DATE, value.isoformat().encode())
+    raise TypeError(f"cannot cache a value of type {type(value).__name__}")
+
+
+def _ext(code: int, data: bytes) -> Any:
+    if code == _EXT_DECIMAL:
+        return Decimal(data.decode())
+    if code == _EXT_DATETIME:
+        return datetime.datetime.fromisoformat(data.decode())
+    if code == _EXT_DATE:
+        return datetime.date.fromisoformat(data.decode())
+    raise CodecError(f"unknown msgpack extension type {code}")
+
+
+def encode_row(stamp: str, row: Any) -> bytes:
+    """``[stamp, row]`` as msgpack bytes."""
+    data: bytes = msgpack.packb([stamp, tuple(row)], default=_default, use_bin_type=True)
+    return data
+
+
+def decode_row(stamp: str, data: bytes) -> tuple[Any, ...] | None:
+    """The row tuple of a cached value, or ``None`` when it is not a current entry.
+
+    ``None`` covers another schema stamp and any undecodable value; callers
+    check for the control values (``data[0] == 0``) before.
+    """
+    try:
+        decoded = msgpack.unpackb(data, ext_hook=_ext, use_list=False, raw=False)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return None
+    if type(decoded) is not tuple or len(decoded) != 2 or decoded[0] != stamp:
+        return None
+    row = decoded[1]
+    if type(row) is not tuple:
+        return None
+    return row
+
+
+def is_control(data: bytes) -> bool:
+    return not data or data[0] == _CONTROL
+
+
+def unique_token(values: tuple[Any, ...]) -> str:
+    """A stable hash of the values of a unique index, in their stored (row) form.
+
+    Bools count as ints and enums as their values, so that the token of a lookup
+    equals the token of the row it finds; anything else that differs in form
+    (``1.5`` vs ``Decimal('1.50')``) gives another token and simply never fills.
+    """
+    parts = []
+    for value in values:
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        parts.append(f"{type(value).__name__}:{value!s}")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def key_prefix(database: str, table: str) -> str:
+    """The Redis key prefix of one table's cache entries: ``fx:<8 hex>:``."""
+    digest = hashlib.sha256(f"{database}\x00{table}".encode()).hexdigest()[:8]
+    return f"fx:{digest}:"

@@ -1,0 +1,163 @@
+"""Cross-process invalidation of the local tier, over Redis pub/sub.
+
+After a flush commits, the writer evicts the rows from its own local caches
+and publishes ``(local pool, key prefix, ids)`` on the channel
+``fluxa:inv:<db>`` of the entity's Redis pool; a listener thread in every
+process evicts them on receipt. Pub/sub loses messages while a subscriber is
+disconnected, so the local tier is served only while the subscription is up:
+on a disconnect the listener marks itself unhealthy and, once subscribed
+again, clears every local cache it guards before serving resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import redis
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.localcache import LocalCache
+    from fluxa_django.backends.redis import RedisPool
+
+log = logging.getLogger("fluxa_django.cache")
+
+# (local cache pool, key prefix, ids or None for "every row of the prefix")
+Invalidation = tuple[str, str, list[int] | None]
+
+
+class InvalidationBus:
+    """The invalidation channel of one Redis pool, as seen by one process."""
+
+    def __init__(self, redis_pool: RedisPool, locals_: dict[str, LocalCache]) -> None:
+        self.redis_pool = redis_pool
+        self.channel = f"fluxa:inv:{redis_pool.db}"
+        self._locals = locals_
+        self.healthy = False
+        self._pid = -1
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self.sender = b""
+        self.received = 0
+        forked = weakref.WeakMethod(self._forked)
+        os.register_at_fork(after_in_child=lambda: _call(forked))
+
+    def __repr__(self) -> str:
+        return (
+            f"<InvalidationBus {self.channel!r} on {self.redis_pool.code!r} healthy={self.healthy}>"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _forked(self) -> None:
+        # A forked child inherits no listener thread, and rows nobody invalidates.
+        self.healthy = False
+        self._thread = None
+        self._start_lock = threading.Lock()
+        for cache in self._locals.values():
+            cache.clear()
+
+    def ensure_started(self, wait: float = 1.0) -> bool:
+        """Start the listener (once per process; waits for the first subscription); True when serving."""
+        if self._thread is not None:
+            return self.healthy
+        with self._start_lock:
+            if self._thread is None:
+                self._pid = os.getpid()
+                self.sender = secrets.token_bytes(8)
+                self._stop = threading.Event()
+                self._ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, name=f"fluxa-invalidation-{self.redis_pool.code}", daemon=True
+                )
+                self._thread.start()
+        self._ready.wait(wait)
+        return self.healthy
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.healthy = False
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            thread.join(timeout=3)
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            pubsub = self.redis_pool.client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.channel)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        # Anything published while we were away is lost: start empty.
+                        for cache in self._locals.values():
+                            cache.clear()
+                        self.healthy = True
+                        self._ready.set()
+                        delay = 0.05
+                    elif kind == "message":
+                        self._apply(message["data"])
+            except (redis.RedisError, OSError) as exc:
+                if self.healthy:
+                    log.warning(
+                        "fluxa: local cache invalidation on redis pool %r lost its connection "
+                        "(%s); local cache tier off until it is back",
+                        self.redis_pool.code,
+                        type(exc).__name__,
+                    )
+            finally:
+                self.healthy = False
+                for cache in self._locals.values():
+                    cache.clear()
+                self._ready.set()  # callers waiting for the first subscription stop waiting
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pubsub.close()
+            if not self._stop.wait(delay):
+                delay = min(delay * 2, 1.0)
+
+    def _apply(self, data: Any) -> None:
+        try:
+            sender, items = msgpack.unpackb(data, raw=False)
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError):
+            log.warning("fluxa: ignoring a malformed invalidation message on %s", self.channel)
+            return
+        self.received += 1
+        if sender == self.sender:
+            return  # this process evicted at commit time already
+        self.evict_here(items)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def payload(self, items: Iterable[Invalidation]) -> bytes:
+        data: bytes = msgpack.packb([self.sender, list(items)], use_bin_type=True)
+        return data
+
+    def evict_here(self, items: Iterable[Invalidation]) -> None:
+        """Evict in this process's caches now (the writer does not wait for its own message)."""
+        for code, prefix, ids in items:
+            cache = self._locals.get(code)
+            if cache is None:
+                continue
+            if ids is None:
+                cache.invalidate_prefix(prefix)
+            else:
+                cache.invalidate([(prefix, i) for i in ids])
+
+
+def _call(method: weakref.WeakMethod[Any]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()

@@ -1,0 +1,477 @@
+"""The shared cache tiers of one entity type: local LRU, then the Redis row cache.
+
+Read path (``row``/``rows``): local tier (when the entity has one and the
+invalidation listener is connected) → Redis (one ``GET``/``MGET``) → MySQL,
+filling on the way back. Fills never put back a row older than a commit:
+
+- Redis: a miss installs a lease in the key itself (``\\x00L<token>``, only if
+  the key is empty); the reader fills with a compare-and-set on its token. A
+  flush overwrites the key with a write marker before its SQL and deletes it
+  after the commit, so a reader that read the old row finds its lease gone.
+- Local: a fill is refused when an invalidation of the key arrived after the
+  reader started (``LocalCache.fill_rows``); commits reach other processes via
+  ``InvalidationBus``.
+
+Inside a Django ``atomic()`` block on the entity's MySQL alias the tiers are
+bypassed (reads see the transaction's own writes, and nothing uncommitted is
+ever cached). With Redis unreachable reads fall back to MySQL with a warning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from fluxa_django.backends.localcache import MISSING as _MISSING
+from fluxa_django.errors import ConfigError, PoolError
+from fluxa_django.runtime import codec
+from fluxa_django.runtime import mysql as sql_runner
+from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
+from fluxa_django.runtime.observe import OBSERVERS, notify
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.localcache import LocalCache
+    from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.backends.redis import RedisPool
+    from fluxa_django.engine import Engine
+    from fluxa_django.runtime.context import Context
+    from fluxa_django.runtime.provider import ProviderBase
+
+log = logging.getLogger("fluxa_django.cache")
+
+REDIS_TTL = 3600  # seconds a cached row lives in Redis without being written
+LOCAL_TTL = 60.0  # seconds a local row lives at most (a last resort; invalidation is the rule)
+LEASE_MS = 5000  # a reader's fill lease
+WRITE_MARKER_MS = 30_000  # a flush's marker; outlives any sane transaction
+
+# KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: lease ms.
+# Per key: the current value, or "" when this call took the lease.
+_LEASE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    local v = redis.call('GET', key)
+    if v then
+        out[i] = v
+    else
+        redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+        out[i] = ''
+    end
+end
+return out
+"""
+
+# KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: ttl s, ARGV[3..]: values.
+_FILL = """
+local n = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) == ARGV[1] then
+        redis.call('SET', key, ARGV[i + 2], 'EX', ARGV[2])
+        n = n + 1
+    end
+end
+return n
+"""
+
+_lease_counter = itertools.count(1)
+_warned: dict[str, float] = {}
+
+
+def warn_redis_down(pool: str, exc: BaseException, action: str) -> None:
+    """Log that Redis failed, at most once every 10 s per pool."""
+    now = time.monotonic()
+    if now - _warned.get(pool, -100.0) >= 10.0:
+        _warned[pool] = now
+        log.warning("fluxa: redis pool %r unreachable (%s); %s", pool, type(exc).__name__, action)
+
+
+class Tiers:
+    """The local and Redis tiers of one entity type on one engine."""
+
+    def __init__(self, engine: Engine, provider: ProviderBase[Any]) -> None:
+        self.provider = provider
+        self.entity = provider.entity_name
+        pool_code = provider.id_pool
+        if pool_code not in engine.redis_pools:
+            raise ConfigError(
+                f"entity {self.entity}: its cache tiers need Redis pool {pool_code!r}, "
+                "which is not registered"
+            )
+        mysql: MySQLPool = engine.mysql(provider.mysql_pool)
+        self.mysql = mysql
+        self._alias_pool = mysql.django_alias is not None
+        self.redis_pool: RedisPool = engine.redis(pool_code)
+        self.client: redis.Redis = self.redis_pool.client
+        self.prefix = codec.key_prefix(mysql.database, provider.table)
+        self.stamp = provider.cache_stamp
+        self.row_cache = provider.row_cache
+        self.local: LocalCache | None = (
+            engine.local_cache(provider.local_pool) if provider.local_pool else None
+        )
+        self.bus: InvalidationBus | None = (
+            engine.invalidation_bus(pool_code) if self.local is not None else None
+        )
+        self._lease = self.client.register_script(_LEASE)
+        self._fill = self.client.register_script(_FILL)
+
+    def __repr__(self) -> str:
+        return f"<Tiers {self.entity} prefix={self.prefix!r}>"
+
+    def key(self, id_: int) -> str:
+        return f"{self.prefix}{id_}"
+
+    def unique_key(self, index: str, token: str) -> str:
+        return f"{self.prefix}u:{index}:{token}"
+
+    def bypassed(self) -> bool:
+        """True inside a Django ``atomic()`` block on the entity's MySQL alias."""
+        return self._alias_pool and sql_runner.in_django_atomic(self.mysql)
+
+    def local_ready(self) -> bool:
+        bus = self.bus
+        return bus is not None and (bus.healthy or bus.ensure_started())
+
+    # -- one row -----------------------------------------------------------------------
+
+    def row(self, ctx: Context, id_: int) -> tuple[Any, ...] | None:
+        """The row of ``id_`` (``None`` when it does not exist), through the tiers."""
+        if self._alias_pool and sql_runner.in_django_atomic(self.mysql):
+            return self._mysql_rows(ctx, [id_]).get(id_)
+        local = self.local
+        started = -1
+        if local is not None and (self.bus.healthy or self.local_ready()):  # type: ignore[union-attr]
+            key = (self.prefix, id_)
+            found = local.get_row(key, time.monotonic())
+            if ctx._loggers:
+                ctx._log(
+                    "local",
+                    local.code,
+                    "get",
+                    f"{self.entity}:{id_}",
+                    time.time(),
+                    miss=found is _MISSING,
+                )
+            if found is not _MISSING:
+                row: tuple[Any, ...] | None = found
+                return row
+            started = local.sequence
+        if self.row_cache:
+            result = self._redis_rows(ctx, [id_])
+            found_row = result.get(id_, _MISSING)
+            if found_row is _MISSING:
+                return None  # unreachable: _redis_rows answers every id
+        else:
+            found_row = self._mysql_rows(ctx, [id_]).get(id_)
+        if started >= 0 and local is not None:
+            local.fill_rows((((self.prefix, id_), found_row),), started, LOCAL_TTL)
+        return found_row  # type: ignore[no-any-return]
+
+    # -- many rows ---------------------------------------------------------------------
+
+    def rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
+        """``{id: row or None}`` for every id: one round trip per tier at most."""
+        if self.bypassed():
+            found = self._mysql_rows(ctx, ids)
+            return {i: found.get(i) for i in ids}
+        out: dict[int, tuple[Any, ...] | None] = {}
+        local = self.local
+        started = -1
+        missing: Sequence[int] = ids
+        if local is not None and self.local_ready():
+            now = time.monotonic()
+            prefix = self.prefix
+            missing = []
+            for id_ in ids:
+                value = local.get_row((prefix, id_), now)
+                if value is _MISSING:
+                    missing.append(id_)
+                else:
+                    out[id_] = value
+            if ctx._loggers:
+                ctx._log(
+                    "local",
+                    local.code,
+                    "get_many",
+                    f"{self.entity}:{len(ids)} id(s)",
+                    time.time(),
+                    miss=bool(missing),
+                )
+            started = local.sequence
+        if not missing:
+            return out
+        loaded = (
+            self._redis_rows(ctx, missing) if self.row_cache else self._mysql_rows(ctx, missing)
+        )
+        for id_ in missing:
+            out[id_] = loaded.get(id_)
+        if started >= 0 and local is not None:
+            prefix = self.prefix
+            local.fill_rows((((prefix, i), out[i]) for i in missing), started, LOCAL_TTL)
+        return out
+
+    # -- Redis -------------------------------------------------------------------------
+
+    def _redis_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
+        """Rows from the Redis tier, MySQL for its misses, lease-guarded fills."""
+        keys = [self.key(i) for i in ids]
+        client = self.client
+        pool = self.redis_pool.code
+        try:
+            if len(keys) == 1:
+                values = [self._redis_call(ctx, "get", keys[0], lambda: client.get(keys[0]))]
+            else:
+                values = self._redis_call(
+                    ctx, "mget", f"{len(keys)} key(s)", lambda: client.mget(keys)
+                )
+        except (redis.RedisError, OSError) as exc:
+            warn_redis_down(pool, exc, "reading from MySQL")
+            found = self._mysql_rows(ctx, ids)
+            return {i: found.get(i) for i in ids}
+        out: dict[int, tuple[Any, ...] | None] = {}
+        stamp = self.stamp
+        empty: list[int] = []  # nothing cached: try to take the lease
+        busy: list[int] = []  # leased, being written, or another schema: read, don't fill
+        for id_, value in zip(ids, values, strict=True):
+            if value is None:
+                empty.append(id_)
+            elif value == codec.NOT_FOUND:
+                out[id_] = None
+            elif value[0] == 0:
+                busy.append(id_)
+            else:
+                row = codec.decode_row(stamp, value)
+                if row is None:
+                    busy.append(id_)
+                else:
+                    out[id_] = row
+        if not empty and not busy:
+            return out
+        token = b""
+        leased: list[int] = []
+        if empty:
+            token = codec.LEASE_PREFIX + f"{os.getpid()}:{next(_lease_counter)}".encode()
+            empty_keys = [self.key(i) for i in empty]
+            try:
+                answers = self._redis_call(
+                    ctx,
+                    "lease",
+                    f"{len(empty_keys)} key(s)",
+                    lambda: self._lease(keys=empty_keys, args=[token, LEASE_MS]),
+                )
+            except (redis.RedisError, OSError) as exc:
+                warn_redis_down(pool, exc, "reading from MySQL")
+                answers = [b"\x00"] * len(empty)  # no lease: read without filling
+            for id_, answer in zip(empty, answers, strict=True):
+                if answer == b"":
+                    leased.append(id_)
+                elif answer == codec.NOT_FOUND:
+                    out[id_] = None
+                else:
+                    row = codec.decode_row(stamp, answer) if answer[0] != 0 else None
+                    if row is None:
+                        busy.append(id_)
+                    else:
+                        out[id_] = row
+        wanted = leased + busy
+        if not wanted:
+            return out
+        found = self._mysql_rows(ctx, wanted)
+        for id_ in wanted:
+            out[id_] = found.get(id_)
+        if leased:
+            fill_keys = [self.key(i) for i in leased]
+            fill_values = [
+                codec.NOT_FOUND if found.get(i) is None else codec.encode_row(stamp, found[i])
+                for i in leased
+            ]
+            try:
+                self._redis_call(
+                    ctx,
+                    "fill",
+                    f"{len(fill_keys)} key(s)",
+                    lambda: self._fill(keys=fill_keys, args=[token, REDIS_TTL, *fill_values]),
+                )
+            except (redis.RedisError, OSError) as exc:
+                warn_redis_down(pool, exc, "not caching")
+        return out
+
+    def _redis_call(self, ctx: Context, operation: str, shown: str, call: Callable[[], Any]) -> Any:
+        if OBSERVERS:
+            notify("redis", operation)
+        if not ctx._loggers:
+            return call()
+        started = time.time()
+        try:
+            result = call()
+        except Exception as exc:
+            ctx._log("redis", self.redis_pool.code, operation, shown, started, exc)
+            raise
+        miss = operation in ("get", "mget") and (
+            result is None or (isinstance(result, list) and None in result)
+        )
+        ctx._log("redis", self.redis_pool.code, operation, shown, started, miss=miss)
+        return result
+
+    # -- MySQL -------------------------------------------------------------------------
+
+    def _mysql_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        provider = self.provider
+        if len(ids) == 1:
+            rows = sql_runner.fetch(ctx, self.mysql, provider.by_id_sql, (ids[0],))
+        else:
+            sql = f"{provider.select_sql} WHERE `id` IN ({','.join(['%s'] * len(ids))})"
+            rows = sql_runner.fetch(ctx, self.mysql, sql, tuple(ids))
+        return {row[0]: row for row in rows}
+
+    # -- unique indexes ----------------------------------------------------------------
+
+    def unique_id(self, ctx: Context, key: str) -> int | None:
+        """The id cached for a unique-index value, or ``None`` (miss or Redis down)."""
+        if self.bypassed():
+            return None
+        try:
+            value = self._redis_call(ctx, "get", key, lambda: self.client.get(key))
+        except (redis.RedisError, OSError) as exc:
+            warn_redis_down(self.redis_pool.code, exc, "reading from MySQL")
+            return None
+        if value is None or not value.isdigit():
+            return None
+        return int(value)
+
+    def set_unique(self, ctx: Context, key: str, id_: int | None) -> None:
+        """Remember (or with ``None`` forget) the id of a unique-index value; best effort."""
+        if self.bypassed():
+            return
+        try:
+            if id_ is None:
+                self._redis_call(ctx, "del", key, lambda: self.client.delete(key))
+            else:
+                self._redis_call(
+                    ctx, "set", key, lambda: self.client.set(key, str(id_), ex=REDIS_TTL)
+                )
+        except (redis.RedisError, OSError) as exc:
+            warn_redis_down(self.redis_pool.code, exc, "not caching")
+
+    # -- clearing ----------------------------------------------------------------------
+
+    def clear(self, ctx: Context) -> int:
+        """Delete every Redis key of this entity type and evict its local rows."""
+        removed = 0
+        client = self.client
+        batch: list[Any] = []
+        for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += int(client.unlink(*batch))
+                batch.clear()
+        if batch:
+            removed += int(client.unlink(*batch))
+        if self.local is not None and self.bus is not None:
+            items: list[Invalidation] = [(self.local.code, self.prefix, None)]
+            self.bus.evict_here(items)
+            client.publish(self.bus.channel, self.bus.payload(items))
+        return removed
+
+
+# -- flush support -------------------------------------------------------------------------
+
+
+class FlushKeys:
+    """What a flush must invalidate on one Redis pool."""
+
+    __slots__ = ("bus", "keys", "local", "pool", "unique")
+
+    def __init__(self, pool: RedisPool, bus: InvalidationBus | None) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.keys: list[str] = []  # row keys: marked before the SQL, deleted after
+        self.unique: list[str] = []  # unique-index keys: deleted before and after
+        self.local: dict[tuple[str, str], list[int]] = {}
+
+    def mark(self) -> None:
+        """Before the SQL: write markers on the rows, drop the unique keys."""
+        pipe = self.pool.client.pipeline(transaction=False)
+        for key in self.keys:
+            pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
+        if self.unique:
+            pipe.delete(*self.unique)
+        if not self.keys and not self.unique:
+            pipe.ping()  # local tier only: the commit must be publishable
+        if OBSERVERS:
+            notify("redis", "mark")
+        try:
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise PoolError(
+                f"flush refused: redis pool {self.pool.code!r} is unreachable "
+                f"({type(exc).__name__}); nothing was written",
+                pool=self.pool.code,
+            ) from exc
+
+    def release(self, publish: bool) -> None:
+        """After the commit (or a failed write): delete the keys, evict local rows everywhere."""
+        items: list[Invalidation] = [
+            (code, prefix, ids) for (code, prefix), ids in self.local.items()
+        ]
+        bus = self.bus
+        if items and bus is not None and publish:
+            bus.evict_here(items)
+        doomed = self.keys + self.unique
+        if not doomed and not (items and publish and bus is not None):
+            return
+        pipe = self.pool.client.pipeline(transaction=False)
+        if doomed:
+            pipe.delete(*doomed)
+        if items and publish and bus is not None:
+            pipe.publish(bus.channel, bus.payload(items))
+        if OBSERVERS:
+            notify("redis", "release")
+        try:
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            log.error(
+                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
+                "until their write markers expire (%d s); other processes' local caches "
+                "may serve the old rows for up to %d s",
+                self.pool.code,
+                type(exc).__name__,
+                WRITE_MARKER_MS // 1000,
+                int(LOCAL_TTL),
+            )
+
+
+def collect_keys(
+    engine: Engine, entries: Iterable[tuple[ProviderBase[Any], Iterable[Any]]]
+) -> dict[str, FlushKeys]:
+    """Group by Redis pool the cache keys of the rows a flush changes.
+
+    ``entries`` gives per provider the rows (old and new forms) of its changed entities.
+    """
+    out: dict[str, FlushKeys] = {}
+    for provider, rows in entries:
+        tiers = provider.tiers(engine)
+        if tiers is None:
+            continue
+        flush_keys = out.get(tiers.redis_pool.code)
+        if flush_keys is None:
+            flush_keys = out[tiers.redis_pool.code] = FlushKeys(tiers.redis_pool, tiers.bus)
+        elif flush_keys.bus is None:
+            flush_keys.bus = tiers.bus
+        ids: set[int] = set()
+        uniques: set[str] = set()
+        for row in rows:
+            ids.add(row[0])
+            for name, positions, _ in provider.cached_uniques:
+                token = codec.unique_token(tuple(row[p] for p in positions))
+                uniques.add(tiers.unique_key(name, token))
+        if tiers.row_cache:
+            flush_keys.keys.extend(tiers.key(i) for i in sorted(ids))
+        flush_keys.unique.extend(sorted(uniques))
+        if tiers.local is not None:
+            flush_keys.local.setdefault((tiers.local.code, tiers.prefix), []).extend(sorted(ids))
+    return out
