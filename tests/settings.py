@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS
+from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, REDIS_TEST_DB
 
 SECRET_KEY = "fluxa-tests-not-secret"
 DEBUG = False
@@ -25,7 +25,7 @@ FLUXA = {
     "POOLS": {
         "default": {
             "mysql": {"database": "default"},
-            "redis": f"{REDIS_ADDRESS}:1",  # a database reserved for tests: fluxa_ctx flushes it
+            "redis": f"{REDIS_ADDRESS}:{REDIS_TEST_DB}",  # reserved for tests: fluxa_ctx flushes it
             "local_cache": 1000,
         },
     },
