@@ -1,4 +1,4 @@
-"""Benchmarks of fluxa_django against raw mysqlclient and the Django ORM (``make bench``).
+"""Benchmarks of fluxa_django against raw mysqlclient / redis-py and the Django ORM (``make bench``).
 
 Run ``python -m bench`` from the repository root; ``python -m bench --help`` lists
 the options. Results are printed as a table and written to

@@ -7,12 +7,11 @@ before trusting its timings.
 from __future__ import annotations
 
 import cProfile
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
 
+from bench.cache_cases import ContextHit, LocalHit, RedisHit
+from bench.case import Case, same_item
 from bench.environment import (
     BY_ID_SQL,
     INSERT_SQL,
@@ -22,88 +21,15 @@ from bench.environment import (
     UPDATE_PRICE_SQL,
     BenchEnv,
 )
-from bench.fluxa_types import BenchItem as FluxaItem
 from bench.models import BenchItem
 from bench.results import CaseResult, Target
-from bench.timing import BulkContender, GcDisabled, bulk, median, per_call, retained, spread
+from bench.timing import BulkContender, GcDisabled, bulk, median, per_call, retained
 from fluxa_django import Context, Pager, Query
 
 SEARCH_SIZE = 1_000
 SEARCH_SQL = f"{SELECT_SQL} WHERE `quantity` >= %s LIMIT 0,{SEARCH_SIZE}"
 UPDATED = 1_000
 LOAD_ALL_SQL = f"{SELECT_SQL} LIMIT 0,{ROWS}"
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How many measurements each case takes (``QUICK`` is a smoke run)."""
-
-    get_calls: int = 250
-    get_rounds: int = 16
-    get_warmup: int = 300
-    search_calls: int = 20
-    search_rounds: int = 16
-    search_warmup: int = 15
-    bulk_runs: int = 7
-    memory_repeats: int = 3
-
-
-FULL = Scale()
-QUICK = Scale(
-    get_calls=100,
-    get_rounds=4,
-    get_warmup=50,
-    search_calls=10,
-    search_rounds=3,
-    search_warmup=3,
-    bulk_runs=2,
-    memory_repeats=1,
-)
-
-
-class Case(ABC):
-    key: ClassVar[str]
-    title: ClassVar[str]
-    target: ClassVar[Target]
-
-    def __init__(self, env: BenchEnv, scale: Scale) -> None:
-        self.env = env
-        self.scale = scale
-
-    @abstractmethod
-    def run(self) -> CaseResult:
-        """Measure the three contenders (and any extra fluxa variants)."""
-
-    @abstractmethod
-    def profile(self, profiler: cProfile.Profile) -> None:
-        """Run the fluxa side with ``profiler`` enabled around the measured part only."""
-
-    def result(self, samples: dict[str, list[int]], per: str, **kwargs: Any) -> CaseResult:
-        kwargs.setdefault("detail", {})["ns"] = {name: spread(v) for name, v in samples.items()}
-        return CaseResult(
-            key=self.key,
-            title=self.title,
-            unit="ns",
-            per=per,
-            fluxa=median(samples["fluxa"]),
-            raw=median(samples["raw"]),
-            django=median(samples["django"]),
-            target=self.target,
-            samples=len(samples["fluxa"]),
-            **kwargs,
-        )
-
-
-def _same_item(item: FluxaItem, row: tuple[Any, ...], obj: BenchItem) -> bool:
-    return (
-        item.id == row[0] == obj.id
-        and item.name == row[1] == obj.name
-        and item.price == float(row[2]) == float(obj.price)
-        and item.quantity == row[3] == obj.quantity
-        and item.active == bool(row[4]) == obj.active
-        and item.created_at == row[5] == obj.created_at
-        and item.category == row[6] == obj.category
-    )
 
 
 # -- 1. get_by_id ---------------------------------------------------------------------------------
@@ -143,7 +69,7 @@ class GetById(Case):
             assert item is not None
             row = raw(i)
             assert isinstance(row, tuple)
-            assert _same_item(item, row, BenchItem.objects.get(pk=ids[i])), ids[i]
+            assert same_item(item, row, BenchItem.objects.get(pk=ids[i])), ids[i]
         samples = per_call(
             {"fluxa": fluxa, "raw": raw, "django": django, "fresh": fluxa_fresh_context},
             self.scale.get_calls,
@@ -212,7 +138,7 @@ class SearchMany(Case):
         objs = BenchItem.objects.filter(quantity__gte=0)[:SEARCH_SIZE]
         assert isinstance(rows, tuple)
         assert len(items) == len(rows) == len(objs) == SEARCH_SIZE
-        assert all(_same_item(*trio) for trio in zip(items, rows, objs, strict=True))
+        assert all(same_item(*trio) for trio in zip(items, rows, objs, strict=True))
         samples = per_call(
             {"fluxa": fluxa, "raw": raw, "django": django, "nocache": fluxa_no_context_cache},
             self.scale.search_calls,
@@ -524,4 +450,13 @@ class Memory(Case):
             profiler.disable()
 
 
-CASES: tuple[type[Case], ...] = (GetById, SearchMany, InsertFlush, UpdateFlush, Memory)
+CASES: tuple[type[Case], ...] = (
+    GetById,
+    SearchMany,
+    InsertFlush,
+    UpdateFlush,
+    Memory,
+    RedisHit,
+    LocalHit,
+    ContextHit,
+)

@@ -1,4 +1,8 @@
-"""The entity the benchmarks measure (its typed provider is generated at run time)."""
+"""The entities the benchmarks measure (their typed providers are generated at run time).
+
+All three have the same fields and data, each in its own table; they differ only in
+the cache tiers their reads may be served from.
+"""
 
 from __future__ import annotations
 
@@ -17,3 +21,34 @@ class BenchItemEntity(Entity):
     active: bool
     created_at: datetime.datetime
     category: uint16
+
+
+class BenchCachedItemEntity(Entity):
+    """``BenchItemEntity`` with the Redis row cache (no local cache): the Redis-hit case."""
+
+    id: uint64
+    name: str = field(length=100)
+    price: float = field(decimal=(10, 2))
+    quantity: uint32
+    active: bool
+    created_at: datetime.datetime
+    category: uint16
+
+    class Meta:
+        redis_cache = True
+
+
+class BenchLocalItemEntity(Entity):
+    """``BenchItemEntity`` with the process-local cache (and Redis, which invalidates it)."""
+
+    id: uint64
+    name: str = field(length=100)
+    price: float = field(decimal=(10, 2))
+    quantity: uint32
+    active: bool
+    created_at: datetime.datetime
+    category: uint16
+
+    class Meta:
+        redis_cache = True
+        local_cache = True

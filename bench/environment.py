@@ -26,11 +26,28 @@ GENERATED_PACKAGE = "bench_fluxa"
 
 ROWS = 10_000  # rows in the table for the read cases (and inserted by the insert case)
 
-TABLE = "BenchItemEntity"
+TABLE = "BenchItemEntity"  # no cache tier: the MySQL cases
+CACHED_TABLE = "BenchCachedItemEntity"  # Meta.redis_cache: the Redis-hit case
+LOCAL_TABLE = "BenchLocalItemEntity"  # Meta.local_cache + redis_cache: the local-hit case
+TABLES = (TABLE, CACHED_TABLE, LOCAL_TABLE)
 COLUMNS = "`id`,`name`,`price`,`quantity`,`active`,`created_at`,`category`"
-SELECT_SQL = f"SELECT {COLUMNS} FROM `{TABLE}`"
-BY_ID_SQL = f"{SELECT_SQL} WHERE `id` = %s"
-INSERT_SQL = f"INSERT INTO `{TABLE}` ({COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+
+
+def select_sql(table: str) -> str:
+    return f"SELECT {COLUMNS} FROM `{table}`"
+
+
+def by_id_sql(table: str) -> str:
+    return f"{select_sql(table)} WHERE `id` = %s"
+
+
+def insert_sql(table: str) -> str:
+    return f"INSERT INTO `{table}` ({COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+
+
+SELECT_SQL = select_sql(TABLE)
+BY_ID_SQL = by_id_sql(TABLE)
+INSERT_SQL = insert_sql(TABLE)
 UPDATE_PRICE_SQL = f"UPDATE `{TABLE}` SET `price`=%s WHERE `id`=%s"
 
 
@@ -161,37 +178,50 @@ def flush_redis() -> None:
 
 
 def build_registry() -> Registry:
-    from bench.entities import BenchItemEntity
+    from bench.entities import BenchCachedItemEntity, BenchItemEntity, BenchLocalItemEntity
 
     registry = Registry()
     registry.register_mysql(settings.MYSQL_URI)
     registry.register_redis(settings.REDIS_ADDRESS, settings.REDIS_DB)
-    registry.register_entity(BenchItemEntity)
+    registry.register_local_cache(limit=settings.LOCAL_CACHE_LIMIT)
+    registry.register_entity(BenchItemEntity, BenchCachedItemEntity, BenchLocalItemEntity)
     return registry
 
 
 def build_engine(registry: Registry) -> Engine:
-    """Validate the registry (connects to both pools) and create the table."""
+    """Validate the registry (connects to both pools) and create the tables."""
     engine = registry.validate()
     apply_alters(engine, plan_mysql(engine).alters)
     return engine
 
 
-def load_provider(registry: Registry) -> BenchItemProvider:
-    """Generate the typed package into ``.fluxa/bench_generated/`` and import its provider."""
+@dataclass(frozen=True)
+class Providers:
+    """The generated provider singletons, one per bench entity."""
+
+    item: BenchItemProvider  # BenchItemEntity (no cache)
+    cached: BenchItemProvider  # BenchCachedItemEntity (Redis cache)
+    local: BenchItemProvider  # BenchLocalItemEntity (local + Redis cache)
+
+
+def load_providers(registry: Registry) -> Providers:
+    """Generate the typed package into ``.fluxa/bench_generated/`` and import its providers."""
     generate(registry, GENERATED_ROOT / GENERATED_PACKAGE)
     root = str(GENERATED_ROOT)
     if root not in sys.path:
         sys.path.insert(0, root)
     importlib.invalidate_caches()
     module = importlib.import_module(GENERATED_PACKAGE)
-    provider = cast(BenchItemProvider, module.BenchItemEntityProvider)
-    if provider.select_sql != SELECT_SQL or provider.by_id_sql != BY_ID_SQL:
-        raise RuntimeError(
-            "the generated provider's SQL differs from the baseline's; update bench/environment.py:\n"
-            f"  generated: {provider.by_id_sql}\n  baseline:  {BY_ID_SQL}"
-        )
-    return provider
+    found = {
+        table: cast(BenchItemProvider, getattr(module, f"{table}Provider")) for table in TABLES
+    }
+    for table, provider in found.items():
+        if provider.select_sql != select_sql(table) or provider.by_id_sql != by_id_sql(table):
+            raise RuntimeError(
+                "the generated provider's SQL differs from the baseline's; update bench/environment.py:\n"
+                f"  generated: {provider.by_id_sql}\n  baseline:  {by_id_sql(table)}"
+            )
+    return Providers(found[TABLE], found[CACHED_TABLE], found[LOCAL_TABLE])
 
 
 # -- the run's state ------------------------------------------------------------------------------
@@ -224,10 +254,17 @@ class BenchEnv:
     """Everything the cases share: one engine, the raw baseline's connection, the data."""
 
     engine: Engine
-    provider: BenchItemProvider
+    provider: BenchItemProvider  # BenchItemEntity: no cache tier
     raw: Any  # MySQLdb connection of fluxa's pool (autocommit on)
     records: list[Record]
     versions: ServerVersions
+    cached_provider: BenchItemProvider  # BenchCachedItemEntity: Redis cache
+    local_provider: BenchItemProvider  # BenchLocalItemEntity: local + Redis cache
+
+    @property
+    def redis_client(self) -> redis.Redis:
+        """The redis-py client of fluxa's default Redis pool (database 15), for raw baselines."""
+        return self.engine.redis().client
 
     def share_connection(self) -> None:
         """(Re)borrow fluxa's pooled connection as ``raw`` and check fluxa still uses it."""
@@ -250,34 +287,47 @@ class BenchEnv:
     def scalar(self, sql: str, args: Any = None) -> Any:
         return self.execute(sql, args)[0][0]
 
-    def truncate(self) -> None:
-        self.execute(f"TRUNCATE TABLE `{TABLE}`")
+    def truncate(self, table: str = TABLE) -> None:
+        self.execute(f"TRUNCATE TABLE `{table}`")
 
-    def seed(self) -> None:
-        """The table holds exactly ``records`` (ids 1..ROWS)."""
-        self.truncate()
+    def seed(self, table: str = TABLE) -> None:
+        """The table holds exactly ``records`` (ids 1..ROWS), written with raw SQL.
+
+        Raw SQL bypasses fluxa's caches: seed the cached tables only while Redis
+        (and the local cache) hold nothing of them, as at set-up.
+        """
+        self.truncate(table)
         cur = self.raw.cursor()
         try:
             self.raw.begin()
-            cur.executemany(INSERT_SQL, [r.raw_row for r in self.records])
+            cur.executemany(insert_sql(table), [r.raw_row for r in self.records])
             self.raw.commit()
         finally:
             cur.close()
-        count = int(self.scalar(f"SELECT COUNT(*) FROM `{TABLE}`"))
+        count = int(self.scalar(f"SELECT COUNT(*) FROM `{table}`"))
         if count != len(self.records):
             raise RuntimeError(f"seeding wrote {count} rows, expected {len(self.records)}")
 
 
 def open_env(versions: ServerVersions) -> BenchEnv:
-    """Create the database and table, generate the provider, connect, seed."""
+    """Create the database and tables, empty Redis db 15, generate the providers, connect, seed."""
     create_database()
-    flush_redis()
+    flush_redis()  # no id counters or cache entries of an earlier run
     registry = build_registry()
     engine = build_engine(registry)
-    provider = load_provider(registry)
-    env = BenchEnv(engine, provider, shared_connection(engine), make_records(), versions)
+    providers = load_providers(registry)
+    env = BenchEnv(
+        engine,
+        providers.item,
+        shared_connection(engine),
+        make_records(),
+        versions,
+        cached_provider=providers.cached,
+        local_provider=providers.local,
+    )
     env.share_connection()
-    env.seed()
+    for table in TABLES:
+        env.seed(table)
     return env
 
 

@@ -17,7 +17,7 @@ from fluxa_django.runtime.query import Column
 
 
 class BenchItem(Protocol):
-    """The generated ``BenchItemEntity`` class (typed properties over the row)."""
+    """A generated bench entity class (typed properties over the row)."""
 
     @property
     def id(self) -> int: ...
@@ -39,7 +39,7 @@ class BenchItemFields(Protocol):
 
 
 class BenchItemProvider(Protocol):
-    """The generated ``BenchItemEntityProvider`` singleton."""
+    """A generated provider singleton (``BenchItemEntityProvider`` and its cached twins)."""
 
     @property
     def fields(self) -> BenchItemFields: ...

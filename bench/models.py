@@ -1,4 +1,4 @@
-"""The Django model of the Django-ORM baseline: the same table and columns as the entity."""
+"""The Django models of the Django-ORM baseline: the same tables and columns as the entities."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import ClassVar
 from django.db import models
 
 
-class BenchItem(models.Model):
-    """``BenchItemEntity``'s table seen by the Django ORM (fluxa owns the schema)."""
+class BenchItemBase(models.Model):
+    """The columns every bench entity has (fluxa owns the schema: ``managed = False``)."""
 
     id = models.PositiveBigIntegerField(primary_key=True)
     name = models.CharField(max_length=100)
@@ -18,6 +18,16 @@ class BenchItem(models.Model):
     created_at = models.DateTimeField()
     category = models.PositiveSmallIntegerField()
 
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.id}"
+
+
+class BenchItem(BenchItemBase):
+    """``BenchItemEntity``'s table seen by the Django ORM."""
+
     objects: ClassVar[models.Manager[BenchItem]] = models.Manager()
 
     class Meta:
@@ -25,5 +35,24 @@ class BenchItem(models.Model):
         db_table = "BenchItemEntity"
         managed = False
 
-    def __str__(self) -> str:
-        return f"BenchItem {self.id}"
+
+class BenchCachedItem(BenchItemBase):
+    """``BenchCachedItemEntity``'s table (Django reads it from MySQL, of course)."""
+
+    objects: ClassVar[models.Manager[BenchCachedItem]] = models.Manager()
+
+    class Meta:
+        app_label = "bench"
+        db_table = "BenchCachedItemEntity"
+        managed = False
+
+
+class BenchLocalItem(BenchItemBase):
+    """``BenchLocalItemEntity``'s table."""
+
+    objects: ClassVar[models.Manager[BenchLocalItem]] = models.Manager()
+
+    class Meta:
+        app_label = "bench"
+        db_table = "BenchLocalItemEntity"
+        managed = False

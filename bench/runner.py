@@ -68,7 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     keys = [case.key for case in CASES]
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="fluxa_django vs raw mysqlclient vs the Django ORM (DESIGN.md targets).",
+        description="fluxa_django vs raw mysqlclient/redis-py vs the Django ORM (DESIGN.md targets).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="far fewer iterations: a smoke run, noisy numbers"
@@ -108,7 +108,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
 
     from bench import environment
-    from bench.cases import CASES, FULL, QUICK
+    from bench.case import FULL, QUICK
+    from bench.cases import CASES
     from bench.results import CaseResult, notes, table, write_json
 
     try:

@@ -17,6 +17,7 @@ MYSQL_PASSWORD = ""
 DATABASE = "fluxa_bench"
 REDIS_ADDRESS = os.environ.get("FLUXA_TEST_REDIS", "127.0.0.1:6380")
 REDIS_DB = 15
+LOCAL_CACHE_LIMIT = 100_000  # keys of the local cache pool (an LRU; more than the bench holds)
 
 MYSQL_URI = f"{MYSQL_USER}:{MYSQL_PASSWORD}@tcp({MYSQL_HOST}:{MYSQL_PORT})/{DATABASE}"
 

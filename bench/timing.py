@@ -3,7 +3,8 @@
 Contenders alternate in short blocks (per-call cases) or run by run (bulk cases),
 so drift of the machine (other load, MySQL background work, CPU frequency, the
 vCPU the server thread lands on) hits all of them alike. Each sample is one
-operation timed with ``time.perf_counter_ns``; results are medians.
+operation timed with ``time.perf_counter_ns`` (or, for in-process operations far
+below a microsecond, the mean of a batch of them: ``batched``); results are medians.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import gc
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +55,41 @@ def per_call(
     return samples
 
 
+def batched(
+    contenders: Mapping[str, Callable[[int, int], object]],
+    calls: int,
+    batches: int,
+    rounds: int,
+    warmup: int,
+) -> dict[str, list[float]]:
+    """Mean nanoseconds per call of batches of ``calls`` calls, per contender.
+
+    For operations far below a microsecond, where timing every call would mostly
+    measure the clock: ``run(start, stop)`` makes the calls ``start..stop-1`` itself
+    (its own loop, no wrapper call per operation) and one sample is the elapsed
+    time of a batch divided by ``calls``. Each round runs ``batches`` batches per
+    contender (order rotated per round) after a full garbage collection, as
+    ``per_call`` does; ``i`` goes on counting up over rounds and batches.
+    """
+    names = list(contenders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:
+        contenders[name](0, warmup)
+    clock = time.perf_counter_ns
+    for round_ in range(rounds):
+        for name in _rotated(names, round_):
+            run = contenders[name]
+            out = samples[name]
+            gc.collect()
+            start = round_ * batches * calls
+            for _ in range(batches):
+                started = clock()
+                run(start, start + calls)
+                out.append((clock() - started) / calls)
+                start += calls
+    return samples
+
+
 class BulkContender(Protocol):
     """One contender of a bulk case: only ``run`` is timed."""
 
@@ -85,11 +121,11 @@ def bulk(
     return samples
 
 
-def median(values: list[int]) -> float:
+def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def spread(values: list[int]) -> dict[str, float]:
+def spread(values: Sequence[float]) -> dict[str, float]:
     """Median, mean, 10th and 90th percentile and extremes (the mean shows GC pauses)."""
     ordered = sorted(values)
     last = len(ordered) - 1

@@ -113,6 +113,10 @@ class Engine:
         return self._mysql
 
     @property
+    def local_cache_pools(self) -> Mapping[str, LocalCache]:
+        return self._local
+
+    @property
     def redis_pools(self) -> Mapping[str, RedisPool]:
         return self._redis
 

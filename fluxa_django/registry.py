@@ -338,10 +338,29 @@ class Registry:
                 missing("debezium connect url", pool)
         return errors
 
+    def _check_cache_links(self, schemas: Mapping[Any, EntitySchema]) -> list[DefinitionError]:
+        """A local tier or cached unique index needs a Redis pool (invalidation, index keys)."""
+        errors: list[DefinitionError] = []
+        for schema in schemas.values():
+            cached_unique = any(index.cached for index in schema.indexes)
+            needs_default = schema.redis_cache is None and (schema.local_cache or cached_unique)
+            if needs_default and DEFAULT_POOL_CODE not in self.redis_pools:
+                what = "local_cache" if schema.local_cache else "cached_unique_indexes"
+                errors.append(
+                    DefinitionError(
+                        f"entity {schema.name}: {what} needs a Redis pool (its redis_cache "
+                        f"pool or {DEFAULT_POOL_CODE!r}) for cross-process invalidation "
+                        "and index keys, and none is registered",
+                        code="E031",
+                        entity=schema.name,
+                    )
+                )
+        return errors
+
     def build_schemas(self) -> dict[type[Entity], EntitySchema]:
         builder = SchemaBuilder(self.entities, self.pool_catalog())
         schemas = builder.build()
-        errors = builder.errors + self._check_pool_links()
+        errors = builder.errors + self._check_pool_links() + self._check_cache_links(schemas)
         if errors:
             raise DefinitionErrors(errors)
         return schemas
@@ -401,7 +420,12 @@ class Registry:
             sorted(mysql),
             sorted(redis),
         )
-        return Engine(self, schemas, mysql, redis, local, clickhouse, kafka)
+        engine = Engine(self, schemas, mysql, redis, local, clickhouse, kafka)
+        if self.options.get("metrics"):
+            from fluxa_django import metrics
+
+            metrics.enable(engine)
+        return engine
 
 
 def _check_code(code: str) -> None:

@@ -648,3 +648,40 @@ def test_every_exported_name_is_importable() -> None:
     for name in fluxa_django.__all__:
         assert name in namespace, name
         assert namespace[name] is getattr(fluxa_django, name)
+
+
+class _LocalOnly(fluxa_django.Entity):
+    id: fluxa_django.uint32
+    name: str
+
+    class Meta:
+        local_cache = True
+
+
+class _CachedIndexOnly(fluxa_django.Entity):
+    id: fluxa_django.uint32
+    name: str
+
+    class Meta:
+        unique_indexes = {"Name": ["name"]}
+        cached_unique_indexes = {"Name": ["name"]}
+
+
+@pytest.mark.parametrize(
+    ("entity", "option"),
+    [(_LocalOnly, "local_cache"), (_CachedIndexOnly, "cached_unique_indexes")],
+)
+def test_cache_tiers_without_a_redis_pool_are_definition_errors(
+    entity: type[fluxa_django.Entity], option: str
+) -> None:
+    registry = Registry()
+    registry.register_mysql("root:@tcp(127.0.0.1:3306)/db")
+    registry.register_local_cache("default", 100)
+    registry.register_entity(entity)
+    with pytest.raises(DefinitionErrors) as caught:
+        registry.build_schemas()
+    error = caught.value.errors[0]
+    assert (error.code, error.entity) == ("E031", entity.__name__)
+    assert option in str(error) and "Redis pool" in str(error)
+    registry.register_redis("127.0.0.1:6380", 0)
+    assert registry.build_schemas()  # with a default Redis pool the definition is fine

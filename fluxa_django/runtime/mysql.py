@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fluxa_django import metrics
 from fluxa_django.runtime.observe import OBSERVERS, notify
 
 T = TypeVar("T")
@@ -82,7 +83,7 @@ def fetch(
     """Run a query and return all rows (one round trip), logging it on the context."""
     if OBSERVERS:
         notify("mysql", operation)
-    if ctx._loggers:
+    if ctx._loggers or metrics.METRICS is not None:
         return _logged(ctx, pool.code, operation, sql, args, lambda: _fetch(pool, sql, args))
     return _fetch(pool, sql, args)
 
@@ -101,7 +102,7 @@ def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation
     """Run one statement on an open cursor (inside a flush transaction)."""
     if OBSERVERS:
         notify("mysql", operation)
-    if ctx._loggers:
+    if ctx._loggers or metrics.METRICS is not None:
         _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(sql, args))
     else:
         cursor.execute(sql, args)
@@ -111,13 +112,34 @@ def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation
 def _logged(
     ctx: Context, pool: str, operation: str, sql: str, args: Any, call: Callable[[], T]
 ) -> T:
+    return timed(ctx, "mysql", pool, operation, lambda: _shown(sql, args), call)
+
+
+def timed(
+    ctx: Context,
+    source: str,
+    pool: str,
+    operation: str,
+    shown: Callable[[], str],
+    call: Callable[[], T],
+    miss: Callable[[T], bool] | None = None,
+) -> T:
+    """Run one round trip for the query loggers and the metrics."""
     started = time.time()
+    clock = time.perf_counter()
+    sink = metrics.METRICS
     try:
         result = call()
     except Exception as exc:
-        ctx._log("mysql", pool, operation, _shown(sql, args), started, exc)
+        if sink is not None:
+            sink.error(source, pool)
+        if ctx._loggers:
+            ctx._log(source, pool, operation, shown(), started, exc)
         raise
-    ctx._log("mysql", pool, operation, _shown(sql, args), started)
+    if sink is not None:
+        sink.observe(source, pool, operation, time.perf_counter() - clock)
+    if ctx._loggers:
+        ctx._log(source, pool, operation, shown(), started, miss=miss(result) if miss else False)
     return result
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from fluxa_django import metrics
 from fluxa_django.backends.localcache import MISSING as _MISSING
 from fluxa_django.errors import ConfigError, PoolError
 from fluxa_django.runtime import codec
@@ -77,6 +78,11 @@ for i, key in ipairs(KEYS) do
 end
 return n
 """
+
+
+def _is_miss(result: Any) -> bool:
+    return result is None or (isinstance(result, list) and None in result)
+
 
 _lease_counter = itertools.count(1)
 _warned: dict[str, float] = {}
@@ -147,15 +153,9 @@ class Tiers:
         if local is not None and (self.bus.healthy or self.local_ready()):  # type: ignore[union-attr]
             key = (self.prefix, id_)
             found = local.get_row(key, time.monotonic())
-            if ctx._loggers:
-                ctx._log(
-                    "local",
-                    local.code,
-                    "get",
-                    f"{self.entity}:{id_}",
-                    time.time(),
-                    miss=found is _MISSING,
-                )
+            if ctx._loggers or metrics.METRICS is not None:
+                hit = found is not _MISSING
+                self._local_seen(ctx, local, "get", f"{self.entity}:{id_}", int(hit), int(not hit))
             if found is not _MISSING:
                 row: tuple[Any, ...] | None = found
                 return row
@@ -192,15 +192,9 @@ class Tiers:
                     missing.append(id_)
                 else:
                     out[id_] = value
-            if ctx._loggers:
-                ctx._log(
-                    "local",
-                    local.code,
-                    "get_many",
-                    f"{self.entity}:{len(ids)} id(s)",
-                    time.time(),
-                    miss=bool(missing),
-                )
+            if ctx._loggers or metrics.METRICS is not None:
+                shown = f"{self.entity}:{len(ids)} id(s)"
+                self._local_seen(ctx, local, "get_many", shown, len(out), len(missing))
             started = local.sequence
         if not missing:
             return out
@@ -213,6 +207,15 @@ class Tiers:
             prefix = self.prefix
             local.fill_rows((((prefix, i), out[i]) for i in missing), started, LOCAL_TTL)
         return out
+
+    def _local_seen(
+        self, ctx: Context, local: LocalCache, operation: str, shown: str, hits: int, misses: int
+    ) -> None:
+        if ctx._loggers:
+            ctx._log("local", local.code, operation, shown, time.time(), miss=misses > 0)
+        sink = metrics.METRICS
+        if sink is not None:
+            sink.requests(self.entity, "local", hits, misses)
 
     # -- Redis -------------------------------------------------------------------------
 
@@ -249,6 +252,9 @@ class Tiers:
                     busy.append(id_)
                 else:
                     out[id_] = row
+        sink = metrics.METRICS
+        if sink is not None:
+            sink.requests(self.entity, "redis", len(out), len(empty) + len(busy))
         if not empty and not busy:
             return out
         token = b""
@@ -303,19 +309,11 @@ class Tiers:
     def _redis_call(self, ctx: Context, operation: str, shown: str, call: Callable[[], Any]) -> Any:
         if OBSERVERS:
             notify("redis", operation)
-        if not ctx._loggers:
+        if not ctx._loggers and metrics.METRICS is None:
             return call()
-        started = time.time()
-        try:
-            result = call()
-        except Exception as exc:
-            ctx._log("redis", self.redis_pool.code, operation, shown, started, exc)
-            raise
-        miss = operation in ("get", "mget") and (
-            result is None or (isinstance(result, list) and None in result)
+        return sql_runner.timed(
+            ctx, "redis", self.redis_pool.code, operation, lambda: shown, call, _is_miss
         )
-        ctx._log("redis", self.redis_pool.code, operation, shown, started, miss=miss)
-        return result
 
     # -- MySQL -------------------------------------------------------------------------
 
@@ -405,7 +403,7 @@ class FlushKeys:
         if OBSERVERS:
             notify("redis", "mark")
         try:
-            pipe.execute()
+            _pipeline(self.pool.code, "mark", pipe)
         except (redis.RedisError, OSError) as exc:
             raise PoolError(
                 f"flush refused: redis pool {self.pool.code!r} is unreachable "
@@ -432,7 +430,7 @@ class FlushKeys:
         if OBSERVERS:
             notify("redis", "release")
         try:
-            pipe.execute()
+            _pipeline(self.pool.code, "release", pipe)
         except (redis.RedisError, OSError) as exc:
             log.error(
                 "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
@@ -443,6 +441,20 @@ class FlushKeys:
                 WRITE_MARKER_MS // 1000,
                 int(LOCAL_TTL),
             )
+
+
+def _pipeline(pool: str, operation: str, pipe: Any) -> None:
+    sink = metrics.METRICS
+    if sink is None:
+        pipe.execute()
+        return
+    clock = time.perf_counter()
+    try:
+        pipe.execute()
+    except Exception:
+        sink.error("redis", pool)
+        raise
+    sink.observe("redis", pool, operation, time.perf_counter() - clock)
 
 
 def collect_keys(

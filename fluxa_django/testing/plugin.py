@@ -106,13 +106,15 @@ def fluxa_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 
 @pytest.fixture
 def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
-    """A fresh Context; entity tables are empty and Redis databases flushed."""
+    """A fresh Context; entity tables are empty, Redis databases flushed, local caches cleared."""
     if any(p.django_alias for p in fluxa_engine.mysql_pools.values()):
         request.getfixturevalue("transactional_db")
     for schema in fluxa_engine.schemas.values():
         fluxa_engine.mysql(schema.mysql_pool).exec(f"DELETE FROM `{schema.table}`")
     for pool in fluxa_engine.redis_pools.values():
         pool.client.flushdb()
+    for cache in fluxa_engine.local_cache_pools.values():
+        cache.clear()
     return fluxa_engine.new_context()
 
 
