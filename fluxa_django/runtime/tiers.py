@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,10 @@ def _is_miss(result: Any) -> bool:
 
 
 _lease_counter = itertools.count(1)
+# Lease tokens must be unique across hosts and forks: a random process tag
+# (renewed in forked children) plus a counter.
+_process_tag = [secrets.token_hex(6)]
+os.register_at_fork(after_in_child=lambda: _process_tag.__setitem__(0, secrets.token_hex(6)))
 _warned: dict[str, float] = {}
 
 
@@ -260,7 +265,7 @@ class Tiers:
         token = b""
         leased: list[int] = []
         if empty:
-            token = codec.LEASE_PREFIX + f"{os.getpid()}:{next(_lease_counter)}".encode()
+            token = codec.LEASE_PREFIX + f"{_process_tag[0]}:{next(_lease_counter)}".encode()
             empty_keys = [self.key(i) for i in empty]
             try:
                 answers = self._redis_call(
