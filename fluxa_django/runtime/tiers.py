@@ -437,6 +437,15 @@ class FlushKeys:
         try:
             _pipeline(self.pool.code, "release", pipe)
         except (redis.RedisError, OSError) as exc:
+            if not publish:  # a flush that wrote nothing: only the markers stay a while
+                log.warning(
+                    "fluxa: redis pool %r: could not drop the write markers of a failed "
+                    "flush (%s); those rows bypass the cache until they expire (%d s)",
+                    self.pool.code,
+                    type(exc).__name__,
+                    WRITE_MARKER_MS // 1000,
+                )
+                return
             log.error(
                 "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
                 "until their write markers expire (%d s); other processes' local caches "
