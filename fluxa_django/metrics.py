@@ -5,8 +5,10 @@ Turned on by the option ``metrics`` (``FLUXA["OPTIONS"]["metrics"] = True`` or
 check. Metrics are registered once per process in ``prometheus_client``'s
 default registry (or the one given to ``enable``):
 
-- ``fluxa_queries_seconds{source, pool, operation}`` histogram: every MySQL
-  and Redis round trip of the ORM (``source`` is ``mysql`` or ``redis``);
+- ``fluxa_queries_seconds{source, pool, operation}`` histogram: the MySQL
+  round trips of reads and flushes and the Redis round trips of the cache
+  tiers (``source`` is ``mysql`` or ``redis``; id reservations and
+  ``clear_redis_cache`` are not timed);
 - ``fluxa_query_errors_total{source, pool}``: round trips that raised;
 - ``fluxa_cache_requests_total{entity, tier, result}``: rows asked of the
   ``local`` and ``redis`` tiers, ``result`` ``hit`` or ``miss``;

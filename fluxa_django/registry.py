@@ -310,9 +310,10 @@ class Registry:
     def check(self) -> list[DefinitionError]:
         """Every definition problem, without connecting to anything."""
         builder = SchemaBuilder(self.entities, self.pool_catalog())
-        builder.build()
+        schemas = builder.build()
         errors = list(builder.errors)
         errors.extend(self._check_pool_links())
+        errors.extend(self._check_cache_links(schemas))
         return errors
 
     def _check_pool_links(self) -> list[DefinitionError]:

@@ -86,6 +86,12 @@ def decode_row(stamp: str, data: bytes) -> tuple[Any, ...] | None:
     return row
 
 
+def stamp_prefix(stamp: str) -> bytes:
+    """The bytes every current entry starts with (msgpack array header + stamp)."""
+    data: bytes = msgpack.packb([stamp, ()], use_bin_type=True)
+    return data[:-1]  # without the empty row
+
+
 def is_control(data: bytes) -> bool:
     return not data or data[0] == _CONTROL
 

@@ -159,6 +159,11 @@ class Context:
             cache = self._cache[kind] = {}
         return cache
 
+    @property
+    def tracked(self) -> list[EntityBase]:
+        """The entities the next ``flush()`` looks at (new, changed or deleted)."""
+        return list(self._tracked.values())
+
     # -- unit of work ----------------------------------------------------------------
 
     def _track(self, entity: EntityBase) -> None:

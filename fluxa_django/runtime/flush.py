@@ -149,15 +149,21 @@ def flush(ctx: Context) -> None:
                 raise
             unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
-            if cache_keys[pool_code]:
-                # After the commit, before any hook: caches first, then the hooks.
-                effects.insert(0, partial(_release, cache_keys[pool_code], True))
             for table in tables.values():
                 for entity in table.entities():
                     ctx._untrack(entity)
+            # After the commit, before any hook: caches first, then the hooks.
+            release = partial(_release, cache_keys[pool_code], True)
             if sql_runner.in_django_atomic(pool):
+                if raw is None:
+                    # The pool committed on its own connection: caches change now,
+                    # only the hooks wait for Django's commit.
+                    immediate.append(release)
+                else:
+                    effects.insert(0, release)
                 deferred_by_alias.setdefault(pool.django_alias or "default", []).extend(effects)
             else:
+                immediate.append(release)
                 immediate.extend(effects)
     except BaseException:
         # Pools not written (rolled back or never reached) keep their rows: drop the markers.

@@ -52,13 +52,16 @@ LOCAL_TTL = 60.0  # seconds a local row lives at most (a last resort; invalidati
 LEASE_MS = 5000  # a reader's fill lease
 WRITE_MARKER_MS = 30_000  # a flush's marker; outlives any sane transaction
 
-# KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: lease ms.
-# Per key: the current value, or "" when this call took the lease.
+# KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: lease ms, ARGV[3]: the
+# prefix of current entries (schema stamp). Per key: the current value, or ""
+# when this call took the lease: the key was empty or held a row written under
+# another definition (replaced rather than left in the way until its TTL).
 _LEASE = """
 local out = {}
+local n = string.len(ARGV[3])
 for i, key in ipairs(KEYS) do
     local v = redis.call('GET', key)
-    if v then
+    if v and (string.byte(v, 1) == 0 or string.sub(v, 1, n) == ARGV[3]) then
         out[i] = v
     else
         redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
@@ -120,6 +123,7 @@ class Tiers:
         self.client: redis.Redis = self.redis_pool.client
         self.prefix = codec.key_prefix(mysql.database, provider.table)
         self.stamp = provider.cache_stamp
+        self._stamp_prefix = codec.stamp_prefix(self.stamp)
         self.row_cache = provider.row_cache
         self.local: LocalCache | None = (
             engine.local_cache(provider.local_pool) if provider.local_pool else None
@@ -242,8 +246,8 @@ class Tiers:
             return {i: found.get(i) for i in ids}
         out: dict[int, tuple[Any, ...] | None] = {}
         stamp = self.stamp
-        empty: list[int] = []  # nothing cached: try to take the lease
-        busy: list[int] = []  # leased, being written, or another schema: read, don't fill
+        empty: list[int] = []  # nothing current cached: try to take the lease
+        busy: list[int] = []  # leased or being written: read, don't fill
         for id_, value in zip(ids, values, strict=True):
             if value is None:
                 empty.append(id_)
@@ -254,7 +258,7 @@ class Tiers:
             else:
                 row = codec.decode_row(stamp, value)
                 if row is None:
-                    busy.append(id_)
+                    empty.append(id_)  # another definition's entry: the lease replaces it
                 else:
                     out[id_] = row
         sink = metrics.METRICS
@@ -272,7 +276,9 @@ class Tiers:
                     ctx,
                     "lease",
                     f"{len(empty_keys)} key(s)",
-                    lambda: self._lease(keys=empty_keys, args=[token, LEASE_MS]),
+                    lambda: self._lease(
+                        keys=empty_keys, args=[token, LEASE_MS, self._stamp_prefix]
+                    ),
                 )
             except (redis.RedisError, OSError) as exc:
                 warn_redis_down(pool, exc, "reading from MySQL")
