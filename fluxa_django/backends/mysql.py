@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,16 @@ class _Conn:
         self.born = time.monotonic()
 
 
+# Connections inherited through fork(): never used nor closed by the child.
+_INHERITED: list[Any] = []
+
+
+def _call(method: weakref.WeakMethod[Any]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 class MySQLPool:
     """A bounded pool of mysqlclient connections to one database."""
 
@@ -69,6 +81,16 @@ class MySQLPool:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_open)
         self._closed = False
+        forked = weakref.WeakMethod(self._forked)
+        os.register_at_fork(after_in_child=lambda: _call(forked))
+
+    def _forked(self) -> None:
+        # A forked child must not use (or close: mysql_close would end the
+        # parent's session) the sockets it inherited: keep them out of reach.
+        _INHERITED.extend(self._idle)
+        self._idle = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.limits.max_open)
 
     def __repr__(self) -> str:
         return f"<MySQLPool {self.code!r} {self.uri.safe}>"

@@ -46,7 +46,7 @@ class InvalidationBus:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
-        self.sender = b""
+        self.sender = secrets.token_bytes(8)  # messages of this process are skipped
         self.received = 0
         forked = weakref.WeakMethod(self._forked)
         os.register_at_fork(after_in_child=lambda: _call(forked))
@@ -63,6 +63,7 @@ class InvalidationBus:
         self.healthy = False
         self._thread = None
         self._start_lock = threading.Lock()
+        self.sender = secrets.token_bytes(8)  # the child is another process
         for cache in self._locals.values():
             cache.clear()
 
@@ -73,7 +74,6 @@ class InvalidationBus:
         with self._start_lock:
             if self._thread is None:
                 self._pid = os.getpid()
-                self.sender = secrets.token_bytes(8)
                 self._stop = threading.Event()
                 self._ready = threading.Event()
                 self._thread = threading.Thread(

@@ -7,6 +7,7 @@ wrappers; this base only runs them. No per-field metadata is walked here.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -170,6 +171,8 @@ class ProviderBase(Generic[E]):
 
     def get_by_id(self, ctx: Context, id: int) -> E | None:
         """The entity with this id (soft-deleted ones included), or ``None``."""
+        if type(id) is not int:
+            id = self._id_arg(id)
         cache = ctx._kind_cache(self.kind)
         if cache is not None:
             cached = cache.get(id, _MISSING)
@@ -186,6 +189,12 @@ class ProviderBase(Generic[E]):
             cache[id] = entity
         return entity
 
+    def _id_arg(self, value: Any) -> int:
+        """An id argument as a plain int (cache keys must be canonical: ``1``, never ``1.0``)."""
+        if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+            raise TypeError(f"{self.entity_name}.id: expected an int, got {type(value).__name__}")
+        return operator.index(value)
+
     def must_get_by_id(self, ctx: Context, id: int) -> E:
         entity = self.get_by_id(ctx, id)
         if entity is None:
@@ -194,7 +203,7 @@ class ProviderBase(Generic[E]):
 
     def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[E]:
         """Entities in input order, each id once, missing ids skipped (one query at most)."""
-        wanted = list(dict.fromkeys(ids))
+        wanted = list(dict.fromkeys(i if type(i) is int else self._id_arg(i) for i in ids))
         if not wanted:
             return []
         cache = ctx._kind_cache(self.kind)

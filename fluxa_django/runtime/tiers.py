@@ -249,7 +249,7 @@ class Tiers:
         empty: list[int] = []  # nothing current cached: try to take the lease
         busy: list[int] = []  # leased or being written: read, don't fill
         for id_, value in zip(ids, values, strict=True):
-            if value is None:
+            if not value:
                 empty.append(id_)
             elif value == codec.NOT_FOUND:
                 out[id_] = None
@@ -289,7 +289,7 @@ class Tiers:
                 elif answer == codec.NOT_FOUND:
                     out[id_] = None
                 else:
-                    row = codec.decode_row(stamp, answer) if answer[0] != 0 else None
+                    row = codec.decode_row(stamp, answer) if answer and answer[0] != 0 else None
                     if row is None:
                         busy.append(id_)
                     else:
