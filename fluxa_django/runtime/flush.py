@@ -137,16 +137,16 @@ def flush(ctx: Context) -> None:
             tables = pools[pool_code]
             pool = ctx.engine.mysql(pool_code)
             raw = sql_runner.django_atomic_connection(pool)
-            try:
-                if raw is not None:
-                    _write(ctx, raw, pool_code, tables)  # joins Django's transaction
-                else:
-                    with pool.begin() as tx:
-                        _write(ctx, tx.raw, pool_code, tables)
-            except BaseException:
-                if raw is not None:  # Django's transaction decides: keep the markers
-                    unwritten.discard(pool_code)
-                raise
+            if raw is not None:
+                # Joins Django's transaction, inside a savepoint: a failure undoes
+                # this flush's statements only, whatever the caller does next.
+                from django.db import transaction
+
+                with transaction.atomic(using=pool.django_alias):
+                    _write(ctx, raw, pool_code, tables)
+            else:
+                with pool.begin() as tx:
+                    _write(ctx, tx.raw, pool_code, tables)
             unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
             for table in tables.values():
@@ -166,9 +166,11 @@ def flush(ctx: Context) -> None:
                 immediate.append(release)
                 immediate.extend(effects)
     except BaseException:
-        # Pools not written (rolled back or never reached) keep their rows: drop the markers.
+        # Pools not written (rolled back or never reached) keep their rows: drop the
+        # markers, and evict local copies too (a connection lost during COMMIT leaves
+        # the outcome unknown; an extra eviction costs nothing).
         for pool_code in unwritten:
-            _release(cache_keys[pool_code], publish=False)
+            _release(cache_keys[pool_code], publish=True)
         # Pools written before the failure stay committed: their side effects still run.
         with contextlib.suppress(HookError):
             _after_commit(deferred_by_alias, immediate)

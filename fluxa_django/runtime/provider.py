@@ -246,7 +246,13 @@ class ProviderBase(Generic[E]):
         """
         if self.cached and not self._cached_rows(ctx).bypassed():
             ids = [row[0] for row in self._rows(ctx, self.select_ids_sql, query)]
-            return self.get_by_ids(ctx, ids)
+            found = self.get_by_ids(ctx, ids)
+            deleted = self.fake_delete_index
+            where = query.where
+            if deleted is not None and (where is None or not where.includes_fake_deletes):
+                # soft-deleted between the two steps: a search never returns those
+                return [e for e in found if not (e._row if e._orig is None else e._orig)[deleted]]
+            return found
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
     def count(self, ctx: Context, query: Query | None = None) -> int:
