@@ -7,16 +7,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import MySQLdb
 
+from fluxa_django._fork import reset_in_child
 from fluxa_django.config import MySQLOptions, MySQLURI
 from fluxa_django.errors import PoolError
 from fluxa_django.sql import bind
@@ -59,12 +58,6 @@ class _Conn:
 _INHERITED: list[Any] = []
 
 
-def _call(method: weakref.WeakMethod[Any]) -> None:
-    bound = method()
-    if bound is not None:
-        bound()
-
-
 class MySQLPool:
     """A bounded pool of mysqlclient connections to one database."""
 
@@ -81,8 +74,7 @@ class MySQLPool:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_open)
         self._closed = False
-        forked = weakref.WeakMethod(self._forked)
-        os.register_at_fork(after_in_child=lambda: _call(forked))
+        reset_in_child(self._forked)
 
     def _forked(self) -> None:
         # A forked child must not use (or close: mysql_close would end the

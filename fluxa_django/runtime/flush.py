@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, LOADED, NEW, EntityBase
-from fluxa_django.runtime.tiers import FlushKeys, collect_keys
+from fluxa_django.runtime.tiers import FlushKeys, Tiers, collect_keys
 
 if TYPE_CHECKING:
     from fluxa_django.runtime.context import Context
@@ -90,10 +90,10 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
 
 def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
     """The cache keys (rows, unique-index values) the writes of one MySQL pool affect."""
-    entries: list[tuple[ProviderBase[Any], list[Any]]] = []
+    entries: list[tuple[Tiers, list[Any]]] = []
     for table in tables.values():
-        provider = table.provider
-        if provider.tiers(ctx.engine) is None:
+        tiers = table.provider.tiers(ctx.engine)
+        if tiers is None:
             continue
         rows: list[Any] = [row for _, row in table.inserts]
         for entity, row, _, _ in table.updates:
@@ -104,8 +104,8 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
             rows.append(entity._row)
             if entity._orig is not None:
                 rows.append(entity._orig)
-        entries.append((provider, rows))
-    return list(collect_keys(ctx.engine, entries).values()) if entries else []
+        entries.append((tiers, rows))
+    return list(collect_keys(entries).values()) if entries else []
 
 
 def _release(keys: list[FlushKeys], publish: bool) -> None:

@@ -16,12 +16,13 @@ import logging
 import os
 import secrets
 import threading
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 import redis
+
+from fluxa_django._fork import reset_in_child
 
 if TYPE_CHECKING:
     from fluxa_django.backends.localcache import LocalCache
@@ -48,8 +49,7 @@ class InvalidationBus:
         self._start_lock = threading.Lock()
         self.sender = secrets.token_bytes(8)  # messages of this process are skipped
         self.received = 0
-        forked = weakref.WeakMethod(self._forked)
-        os.register_at_fork(after_in_child=lambda: _call(forked))
+        reset_in_child(self._forked)
 
     def __repr__(self) -> str:
         return (
@@ -155,9 +155,3 @@ class InvalidationBus:
                 cache.invalidate_prefix(prefix)
             else:
                 cache.invalidate([(prefix, i) for i in ids])
-
-
-def _call(method: weakref.WeakMethod[Any]) -> None:
-    bound = method()
-    if bound is not None:
-        bound()

@@ -160,8 +160,7 @@ class Tiers:
         local = self.local
         started = -1
         if local is not None and (self.bus.healthy or self.local_ready()):  # type: ignore[union-attr]
-            key = (self.prefix, id_)
-            found = local.get_row(key, time.monotonic())
+            found = local.get_row((self.prefix, id_), time.monotonic())
             if ctx._loggers or metrics.METRICS is not None:
                 hit = found is not _MISSING
                 self._local_seen(ctx, local, "get", f"{self.entity}:{id_}", int(hit), int(not hit))
@@ -169,18 +168,7 @@ class Tiers:
                 row: tuple[Any, ...] | None = found
                 return row
             started = local.sequence
-        if self.row_cache:
-            result = self._redis_rows(ctx, [id_])
-            found_row = result.get(id_, _MISSING)
-            if found_row is _MISSING:
-                return None  # unreachable: _redis_rows answers every id
-        else:
-            found_row = self._mysql_rows(ctx, [id_]).get(id_)
-        if started >= 0 and local is not None:
-            local.fill_rows((((self.prefix, id_), found_row),), started, LOCAL_TTL)
-        return found_row  # type: ignore[no-any-return]
-
-    # -- many rows ---------------------------------------------------------------------
+        return self._below_local(ctx, [id_], started)[id_]
 
     def rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
         """``{id: row or None}`` for every id: one round trip per tier at most."""
@@ -205,17 +193,25 @@ class Tiers:
                 shown = f"{self.entity}:{len(ids)} id(s)"
                 self._local_seen(ctx, local, "get_many", shown, len(out), len(missing))
             started = local.sequence
-        if not missing:
-            return out
-        loaded = (
-            self._redis_rows(ctx, missing) if self.row_cache else self._mysql_rows(ctx, missing)
-        )
-        for id_ in missing:
-            out[id_] = loaded.get(id_)
+        if missing:
+            out.update(self._below_local(ctx, missing, started))
+        return out
+
+    def _below_local(
+        self, ctx: Context, ids: Sequence[int], started: int
+    ) -> dict[int, tuple[Any, ...] | None]:
+        """Redis (or MySQL) for what the local tier missed; fills the local tier when
+        ``started`` (its sequence before the read) is given."""
+        if self.row_cache:
+            loaded = self._redis_rows(ctx, ids)
+        else:
+            found = self._mysql_rows(ctx, ids)
+            loaded = {i: found.get(i) for i in ids}
+        local = self.local
         if started >= 0 and local is not None:
             prefix = self.prefix
-            local.fill_rows((((prefix, i), out[i]) for i in missing), started, LOCAL_TTL)
-        return out
+            local.fill_rows((((prefix, i), row) for i, row in loaded.items()), started, LOCAL_TTL)
+        return loaded
 
     def _local_seen(
         self, ctx: Context, local: LocalCache, operation: str, shown: str, hits: int, misses: int
@@ -477,18 +473,14 @@ def _pipeline(pool: str, operation: str, pipe: Any) -> None:
     sink.observe("redis", pool, operation, time.perf_counter() - clock)
 
 
-def collect_keys(
-    engine: Engine, entries: Iterable[tuple[ProviderBase[Any], Iterable[Any]]]
-) -> dict[str, FlushKeys]:
+def collect_keys(entries: Iterable[tuple[Tiers, Iterable[Any]]]) -> dict[str, FlushKeys]:
     """Group by Redis pool the cache keys of the rows a flush changes.
 
-    ``entries`` gives per provider the rows (old and new forms) of its changed entities.
+    ``entries`` gives per entity's tiers the rows (old and new forms) of its changed entities.
     """
     out: dict[str, FlushKeys] = {}
-    for provider, rows in entries:
-        tiers = provider.tiers(engine)
-        if tiers is None:
-            continue
+    for tiers, rows in entries:
+        provider = tiers.provider
         flush_keys = out.get(tiers.redis_pool.code)
         if flush_keys is None:
             flush_keys = out[tiers.redis_pool.code] = FlushKeys(tiers.redis_pool, tiers.bus)
