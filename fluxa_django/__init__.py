@@ -36,12 +36,13 @@ from fluxa_django.errors import (
     EntityNotFound,
     FluxaError,
     HookError,
+    IntegrityError,
+    OperationalError,
     PoolError,
 )
 from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint32, uint64
-from fluxa_django.middleware import current_context
 from fluxa_django.registry import Registry
-from fluxa_django.runtime.context import Context
+from fluxa_django.runtime.context import Context, current_context
 from fluxa_django.runtime.query import Pager, Query, Where
 from fluxa_django.schema import Entity, EntitySchema, Reference, References, field
 
@@ -69,10 +70,12 @@ __all__ = [
     "EntitySchema",
     "FluxaError",
     "HookError",
+    "IntegrityError",
     "KafkaConsumerGroup",
     "KafkaPoolOptions",
     "KafkaTopic",
     "MySQLOptions",
+    "OperationalError",
     "Pager",
     "PoolError",
     "Query",

@@ -1,4 +1,7 @@
-"""The Django app: registers the system checks; the engine is built lazily."""
+"""The Django app: registers the system checks and installs the transaction adapter.
+
+The engine is built lazily (``fluxa_django.get_engine()``).
+"""
 
 from __future__ import annotations
 
@@ -12,3 +15,8 @@ class FluxaConfig(AppConfig):
 
     def ready(self) -> None:
         from fluxa_django import checks  # noqa: F401 - registers the checks
+        from fluxa_django.runtime import outer
+        from fluxa_django.transactions import DjangoTransactions
+
+        if not isinstance(outer.active(), DjangoTransactions):
+            outer.install(DjangoTransactions())

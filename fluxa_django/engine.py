@@ -17,14 +17,16 @@ if TYPE_CHECKING:
     from fluxa_django.backends.redis import RedisPool
     from fluxa_django.registry import Registry
     from fluxa_django.runtime.context import Context
-    from fluxa_django.runtime.ids import IdAllocator
-    from fluxa_django.runtime.invalidation import InvalidationBus
-    from fluxa_django.runtime.tiers import Tiers
     from fluxa_django.schema import Entity, EntitySchema
 
 
 class Engine:
-    """Connected pools plus the resolved entity schemas. Create one per process."""
+    """Connected pools plus the resolved entity schemas. Create one per process.
+
+    Immutable after ``validate()``: the runtime keeps what it builds per engine
+    (cache tiers, id allocators, invalidation listeners) in its own state
+    (``fluxa_django.runtime.state``).
+    """
 
     def __init__(
         self,
@@ -45,13 +47,6 @@ class Engine:
         self._clickhouse = MappingProxyType(dict(clickhouse))
         self._kafka = MappingProxyType(dict(kafka))
         self._options = MappingProxyType(copy.copy(registry.options))
-        # Per-process id blocks by entity kind (see runtime/ids.py); the only
-        # runtime state an engine holds.
-        self.id_allocators: dict[int, IdAllocator] = {}
-        # Cache tiers by entity kind (None: the entity has none), and the local
-        # cache invalidation listener of each Redis pool (runtime/tiers.py).
-        self.tiers: dict[int, Tiers | None] = {}
-        self._buses: dict[str, InvalidationBus] = {}
 
     def __repr__(self) -> str:
         return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"
@@ -91,15 +86,6 @@ class Engine:
         pool: LocalCache = self._pool("local cache", self._local, code)
         return pool
 
-    def invalidation_bus(self, code: str) -> InvalidationBus:
-        """The local-cache invalidation channel on Redis pool ``code`` (one per process)."""
-        bus = self._buses.get(code)
-        if bus is None:
-            from fluxa_django.runtime.invalidation import InvalidationBus
-
-            bus = self._buses[code] = InvalidationBus(self.redis(code), dict(self._local))
-        return bus
-
     def clickhouse(self, code: str = "default") -> ClickhousePool:
         pool: ClickhousePool = self._pool("clickhouse", self._clickhouse, code)
         return pool
@@ -121,9 +107,11 @@ class Engine:
         return self._redis
 
     def close(self) -> None:
-        """Close every pool (tests and management commands call this)."""
-        for bus in self._buses.values():
-            bus.stop()
+        """Close every pool (tests and management commands call this), after the
+        runtime stopped what it runs for this engine (invalidation listeners)."""
+        from fluxa_django.runtime.state import release
+
+        release(self)
         for pools in (self._mysql, self._redis, self._clickhouse, self._kafka):
             for pool in pools.values():
                 pool.close()

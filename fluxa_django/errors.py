@@ -47,6 +47,33 @@ class PoolError(FluxaError):
         self.pool = pool
 
 
+class _DatabaseError(FluxaError):
+    """A statement failed on a MySQL pool; the driver's exception is ``__cause__``.
+
+    ``pool``, ``entity`` and ``table`` name where it happened (``entity`` and
+    ``table`` are empty for raw SQL); ``code`` is the server's error number
+    (``0`` when the driver gave none).
+    """
+
+    def __init__(
+        self, message: str, *, pool: str, entity: str = "", table: str = "", code: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.pool = pool
+        self.entity = entity
+        self.table = table
+        self.code = code
+
+
+class IntegrityError(_DatabaseError):
+    """A write broke a constraint (duplicate key, ...). Its transaction was rolled back."""
+
+
+class OperationalError(_DatabaseError):
+    """Any other failure of a MySQL statement or connection (lost connection, timeout,
+    unknown column, ...). A failed flush was rolled back."""
+
+
 class HookError(FluxaError):
     """An after-insert/update/delete hook failed. The flush itself was committed."""
 

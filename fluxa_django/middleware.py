@@ -8,7 +8,6 @@ that did not happen. ``current_context()`` returns the request's Context.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,22 +16,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseServerError
 
 from fluxa_django.errors import HookError
-from fluxa_django.runtime.context import Context
+from fluxa_django.runtime.context import Context, activate, current_context, deactivate
+
+__all__ = ["FluxaContextMiddleware", "current_context"]
 
 log = logging.getLogger("fluxa_django")
-_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
-    "fluxa_context", default=None
-)
-
-
-def current_context() -> Context:
-    """The Context of the request being handled (for code without the request)."""
-    ctx = _current.get()
-    if ctx is None:
-        raise LookupError(
-            "no fluxa Context: not inside a request handled by FluxaContextMiddleware"
-        )
-    return ctx
 
 
 def _finish(ctx: Context, response: HttpResponseBase) -> HttpResponseBase:
@@ -70,14 +58,14 @@ class FluxaContextMiddleware:
 
         ctx = get_engine().new_context()
         request.fluxa = ctx  # type: ignore[attr-defined]
-        token = _current.set(ctx)
+        token = activate(ctx)
         try:
             response: HttpResponse = self.get_response(request)
         except BaseException:
             ctx.clear_flush()
             raise
         finally:
-            _current.reset(token)
+            deactivate(token)
         return _finish(ctx, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -86,7 +74,7 @@ class FluxaContextMiddleware:
         engine = await sync_to_async(get_engine)()
         ctx = engine.new_context()
         request.fluxa = ctx  # type: ignore[attr-defined]
-        token = _current.set(ctx)
+        token = activate(ctx)
         try:
             get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
             response = await get_response(request)
@@ -94,7 +82,7 @@ class FluxaContextMiddleware:
             ctx.clear_flush()
             raise
         finally:
-            _current.reset(token)
+            deactivate(token)
         result: HttpResponseBase = await sync_to_async(_finish, thread_sensitive=True)(
             ctx, response
         )

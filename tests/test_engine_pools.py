@@ -14,7 +14,7 @@ from fluxa_django import MySQLOptions, Registry
 from fluxa_django.backends.mysql import MySQLPool
 from fluxa_django.backends.redis import RedisPool
 from fluxa_django.engine import Engine
-from fluxa_django.errors import ConfigError
+from fluxa_django.errors import ConfigError, FluxaError, IntegrityError, OperationalError
 from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, mysql_uri
 
 
@@ -134,11 +134,22 @@ def test_query_and_query_row(pool: MySQLPool) -> None:
     assert pool.query_row("SELECT name FROM items WHERE id = ?", 99) is None
 
 
-def test_sql_errors_surface_as_driver_errors(pool: MySQLPool) -> None:
-    with pytest.raises(MySQLdb.ProgrammingError, match="no_such_table"):
+def test_sql_errors_surface_as_our_errors_naming_the_pool(pool: MySQLPool) -> None:
+    with pytest.raises(OperationalError, match="no_such_table") as failed:
         pool.query("SELECT * FROM no_such_table")
-    with pytest.raises(MySQLdb.IntegrityError):
+    assert isinstance(failed.value.__cause__, MySQLdb.ProgrammingError)
+    assert failed.value.pool == pool.code
+    assert failed.value.code == 1146
+    assert f"mysql pool {pool.code!r}" in str(failed.value)
+    with pytest.raises(IntegrityError) as duplicate:
         pool.exec("INSERT INTO items (id, name) VALUES (?, ?), (?, ?)", 1, "a", 1, "b")
+    assert isinstance(duplicate.value.__cause__, MySQLdb.IntegrityError)
+    assert duplicate.value.code == 1062
+    assert isinstance(duplicate.value, FluxaError)
+    with pytest.raises(IntegrityError), pool.begin() as tx:
+        tx.exec("INSERT INTO items (id, name) VALUES (?, ?)", 7, "x")
+        tx.exec("INSERT INTO items (id, name) VALUES (?, ?)", 7, "y")
+    assert pool.query("SELECT id FROM items WHERE id = 7") == [], "rolled back"
 
 
 # -- MySQL: connection reuse and recovery --------------------------------------------------------
@@ -162,7 +173,7 @@ def test_sequential_calls_reuse_one_connection(pool: MySQLPool) -> None:
 def test_failed_statements_do_not_leak_connections(pool: MySQLPool) -> None:
     first = connection_id(pool)
     for _ in range(pool.limits.max_open + 2):
-        with pytest.raises(MySQLdb.ProgrammingError):
+        with pytest.raises(OperationalError):
             pool.query("SELECT * FROM missing_table")
         with pytest.raises(ValueError, match="placeholder"):
             pool.query("SELECT ?")
@@ -177,7 +188,7 @@ def test_killed_connection_does_not_break_the_pool(pool: MySQLPool, mysql_db: st
     finally:
         killer.close()
     # at most one call may fail with the dead connection; the next one must work
-    with contextlib.suppress(MySQLdb.OperationalError):
+    with contextlib.suppress(OperationalError):
         pool.query_row("SELECT 1")
     assert pool.query_row("SELECT 1") == (1,)
     assert connection_id(pool) != victim

@@ -11,7 +11,8 @@ import MySQLdb
 import pytest
 from django.db import transaction
 
-from fluxa_django import Context, EntityNotFound, Query
+from fluxa_django import Context, EntityNotFound, IntegrityError, Query
+from fluxa_django.runtime.state import state_of
 from fluxa_django.testing.plugin import QueryCounter
 from tests.generated import (
     CategoryEntity,
@@ -85,7 +86,7 @@ def test_ids_are_allocated_in_new_and_unique(fluxa_ctx: Context) -> None:
 
 
 def test_id_counter_is_seeded_from_max_id(fluxa_ctx: Context) -> None:
-    fluxa_ctx.engine.id_allocators.clear()  # a fresh process: no block reserved yet
+    state_of(fluxa_ctx.engine).bind(UserEntityProvider).forget_ids()  # a fresh process
     fluxa_ctx.engine.mysql().exec(
         "INSERT INTO UserEntity (id, name, email) VALUES (?, ?, ?)", 5000, "x", "x@e"
     )
@@ -115,8 +116,15 @@ def test_failing_flush_leaves_mysql_unchanged_and_entities_dirty(fluxa_ctx: Cont
     first.name = "Chess deluxe"
     extra = new_product(fluxa_ctx, category, "Go")
     clash = new_product(fluxa_ctx, category, "Go")  # duplicate unique name
-    with pytest.raises(MySQLdb.IntegrityError, match="Duplicate entry"):
+    with pytest.raises(IntegrityError, match="Duplicate entry") as failed:
         fluxa_ctx.flush()
+    assert isinstance(failed.value.__cause__, MySQLdb.IntegrityError)
+    assert (failed.value.entity, failed.value.table, failed.value.pool) == (
+        "ProductEntity",
+        "ProductEntity",
+        "default",
+    )
+    assert str(failed.value).startswith("ProductEntity (table `ProductEntity`) on mysql pool")
     assert count(fluxa_ctx, "ProductEntity") == 1
     row = fluxa_ctx.engine.mysql().query_row(
         "SELECT name FROM ProductEntity WHERE id = ?", first.id

@@ -13,10 +13,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import MySQLdb
 import pytest
 
-from fluxa_django import Context, EntityNotFound, Pager, Query, Where
+from fluxa_django import Context, EntityNotFound, IntegrityError, Pager, Query, Where
 from fluxa_django.runtime.query import Condition
 from fluxa_django.testing.plugin import QueryCounter
 from tests.generated import (
@@ -770,7 +769,7 @@ def test_unique_index_still_holds_among_live_rows(fluxa_ctx: Context, catalog: C
     duplicate = ProductEntityProvider.new(ctx)
     duplicate.name = "alpha"
     duplicate.category = catalog.books
-    with pytest.raises(MySQLdb.IntegrityError, match="Duplicate entry"):
+    with pytest.raises(IntegrityError, match="Duplicate entry"):
         ctx.flush()
     assert raw_count(fluxa_ctx, "ProductEntity") == 5
 

@@ -17,10 +17,25 @@ import MySQLdb
 
 from fluxa_django._fork import reset_in_child
 from fluxa_django.config import MySQLOptions, MySQLURI
-from fluxa_django.errors import PoolError
+from fluxa_django.errors import IntegrityError, OperationalError, PoolError
 from fluxa_django.sql import bind
 
 Row = tuple[Any, ...]
+
+
+DriverError = MySQLdb.Error  # what mysqlclient raises; never leaves fluxa_django
+
+
+def database_error(
+    exc: BaseException, pool: str, entity: str = "", table: str = ""
+) -> IntegrityError | OperationalError:
+    """Our exception for a driver error (raise it ``from exc``), naming entity, table and pool."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    code = args[0] if args and isinstance(args[0], int) else 0
+    where = f"{entity} (table `{table}`) on " if entity else ""
+    message = f"{where}mysql pool {pool!r}: {_describe(exc)}"
+    kind = IntegrityError if isinstance(exc, MySQLdb.IntegrityError) else OperationalError
+    return kind(message, pool=pool, entity=entity, table=table, code=code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +166,7 @@ class MySQLPool:
         try:
             conn = self._take()
             yield conn.raw
-        except MySQLdb.OperationalError:
+        except (MySQLdb.OperationalError, OperationalError):
             if conn is not None:  # the connection may be broken: never reuse it
                 with contextlib.suppress(Exception):
                     conn.raw.close()
@@ -186,26 +201,38 @@ class MySQLPool:
 
     def exec(self, sql: str, *params: Any) -> ExecResult:
         """Run a statement; returns the last insert id and the affected row count."""
-        with self.connection() as raw:
-            return _exec(raw, sql, params)
+        try:
+            with self.connection() as raw:
+                return _exec(raw, sql, params)
+        except DriverError as exc:
+            raise database_error(exc, self.code) from exc
 
     def query(self, sql: str, *params: Any) -> list[Row]:
         """Run a query and return every row as a tuple."""
-        with self.connection() as raw:
-            return _query(raw, sql, params)
+        try:
+            with self.connection() as raw:
+                return _query(raw, sql, params)
+        except DriverError as exc:
+            raise database_error(exc, self.code) from exc
 
     def query_row(self, sql: str, *params: Any) -> Row | None:
         """Run a query and return its first row, or ``None``."""
-        with self.connection() as raw:
-            rows = _query(raw, sql, params)
+        rows = self.query(sql, *params)
         return rows[0] if rows else None
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[MySQLTransaction]:
-        """A transaction: commits when the block ends, rolls back on an exception."""
+        """A transaction: commits when the block ends, rolls back on an exception.
+
+        Driver errors inside the block (from ``tx`` methods) and of the commit
+        surface as ``IntegrityError``/``OperationalError``.
+        """
         with self.connection() as raw:
-            raw.begin()
-            tx = MySQLTransaction(raw)
+            try:
+                raw.begin()
+            except DriverError as exc:
+                raise database_error(exc, self.code) from exc
+            tx = MySQLTransaction(raw, self.code)
             try:
                 yield tx
             except BaseException:
@@ -213,18 +240,22 @@ class MySQLPool:
                     raw.rollback()
                 raise
             if not tx.finished:
-                raw.commit()
+                tx.commit()
 
 
 class MySQLTransaction:
     """One open transaction on a borrowed connection (see ``MySQLPool.begin``)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, pool: str) -> None:
         self.raw = raw
+        self.pool = pool
         self.finished = False
 
     def exec(self, sql: str, *params: Any) -> ExecResult:
-        return _exec(self.raw, sql, params)
+        try:
+            return _exec(self.raw, sql, params)
+        except DriverError as exc:
+            raise database_error(exc, self.pool) from exc
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         query, _ = bind(sql, rows[0]) if rows else (sql, ())
@@ -232,21 +263,32 @@ class MySQLTransaction:
         try:
             cur.executemany(query, rows)
             return int(cur.rowcount)
+        except DriverError as exc:
+            raise database_error(exc, self.pool) from exc
         finally:
             cur.close()
 
     def query(self, sql: str, *params: Any) -> list[Row]:
-        return _query(self.raw, sql, params)
+        try:
+            return _query(self.raw, sql, params)
+        except DriverError as exc:
+            raise database_error(exc, self.pool) from exc
 
     def commit(self) -> None:
         if not self.finished:
-            self.raw.commit()
             self.finished = True
+            try:
+                self.raw.commit()
+            except DriverError as exc:
+                raise database_error(exc, self.pool) from exc
 
     def rollback(self) -> None:
         if not self.finished:
-            self.raw.rollback()
             self.finished = True
+            try:
+                self.raw.rollback()
+            except DriverError as exc:
+                raise database_error(exc, self.pool) from exc
 
 
 def _exec(raw: Any, sql: str, params: Sequence[Any]) -> ExecResult:

@@ -7,9 +7,12 @@ loggers. A context is not thread-safe: use one per request/thread (``clone()``).
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from fluxa_django.runtime.state import EngineState, state_of
 
 if TYPE_CHECKING:
     from fluxa_django.engine import Engine
@@ -17,6 +20,30 @@ if TYPE_CHECKING:
 
 QueryLogger = Callable[[dict[str, Any]], None]
 _MISSING = object()
+
+# The context of the unit of work being handled (a request: the middleware sets it).
+_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "fluxa_context", default=None
+)
+
+
+def current_context() -> Context:
+    """The Context of the request being handled (for code without the request)."""
+    ctx = _current.get()
+    if ctx is None:
+        raise LookupError(
+            "no fluxa Context: not inside a request handled by FluxaContextMiddleware"
+        )
+    return ctx
+
+
+def activate(ctx: Context) -> contextvars.Token[Context | None]:
+    """Make ``ctx`` what ``current_context()`` returns; give the token to ``deactivate``."""
+    return _current.set(ctx)
+
+
+def deactivate(token: contextvars.Token[Context | None]) -> None:
+    _current.reset(token)
 
 
 class Context:
@@ -28,6 +55,7 @@ class Context:
         "_deadline",
         "_loggers",
         "_meta",
+        "_runtime",
         "_tracked",
         "_ttl",
         "engine",
@@ -35,9 +63,10 @@ class Context:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._runtime: EngineState = state_of(engine)
         # One dict per entity type: id -> entity (None = known missing). The whole
         # cache expires at ``_deadline``, so no entry outlives the TTL.
-        self._cache: dict[int, dict[int, Any]] = {}
+        self._cache: dict[str, dict[int, Any]] = {}
         self._deadline = 0.0
         self._cache_enabled = True
         self._ttl = 1.0
@@ -144,7 +173,7 @@ class Context:
 
     # -- context cache -------------------------------------------------------------
 
-    def _kind_cache(self, kind: int) -> dict[int, Any] | None:
+    def _kind_cache(self, kind: str) -> dict[int, Any] | None:
         """The context cache of one entity type, or ``None`` when caching is off."""
         if not self._cache_enabled:
             return None
@@ -174,17 +203,8 @@ class Context:
 
     def clear_flush(self) -> None:
         """Forget every pending change: new entities are dropped, loaded ones reverted."""
-        from fluxa_django.runtime.entity import GONE, LOADED, NEW
-
         for entity in self._tracked.values():
-            if entity._state == NEW:
-                entity._state = GONE
-                continue
-            if entity._orig is not None:
-                entity._row = entity._orig
-                entity._orig = None
-            if entity._state != GONE:
-                entity._state = LOADED
+            entity._discard()
         self._tracked.clear()
 
     def flush(self) -> None:

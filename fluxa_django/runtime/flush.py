@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from fluxa_django.backends.mysql import DriverError, database_error
 from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
-from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, LOADED, NEW, EntityBase
-from fluxa_django.runtime.tiers import FlushKeys, Tiers, collect_keys
+from fluxa_django.runtime import outer
+from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, NEW, EntityBase
+from fluxa_django.runtime.flushkeys import FlushKeys, UniqueIndex, collect_keys
 
 if TYPE_CHECKING:
     from fluxa_django.runtime.context import Context
     from fluxa_django.runtime.provider import ProviderBase
+    from fluxa_django.runtime.tiers import Tiers
 
 INSERT_CHUNK = 1000
 
@@ -42,9 +45,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
 
 
-_ZERO_DATETIME = datetime.datetime(1000, 1, 1)
-
-
 def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
     """Group the tracked entities by pool and table; raises before any SQL on bad input."""
     now = _now()
@@ -59,13 +59,9 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
         if table is None:
             table = tables[provider.table] = TablePlan(provider)
         if state == NEW:
-            row = entity._row  # a list since new(); auto timestamps are filled in place
-            assert isinstance(row, list)
             if provider.required_references:
-                provider.validate_insert(row)
-            for index in (provider.created_at_index, provider.updated_at_index):
-                if index is not None and row[index] == _ZERO_DATETIME:
-                    row[index] = now
+                provider.validate_insert(entity._row)
+            row = entity._insert_row(now, provider.created_at_index, provider.updated_at_index)
             table.inserts.append((entity, row))
         elif state == FORCE_DELETE:
             table.deletes.append(entity)
@@ -75,10 +71,8 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
             soft = state == DELETE
             if not soft:
                 provider.validate_update(row, changed)
-            if not changed:
-                entity._row = entity._orig or tuple(row)  # every value was set back
-                entity._orig = None
-                entity._state = LOADED  # e.g. delete() again on an already soft-deleted row
+            if not changed:  # e.g. delete() again on an already soft-deleted row
+                entity._settle()
                 continue
             updated = provider.updated_at_index
             if updated is not None and updated not in changed:
@@ -90,9 +84,10 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
 
 def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
     """The cache keys (rows, unique-index values) the writes of one MySQL pool affect."""
-    entries: list[tuple[Tiers, list[Any]]] = []
+    entries: list[tuple[Tiers, Sequence[UniqueIndex], list[Any]]] = []
     for table in tables.values():
-        tiers = table.provider.tiers(ctx.engine)
+        provider = table.provider
+        tiers = provider._binding(ctx).tiers
         if tiers is None:
             continue
         rows: list[Any] = [row for _, row in table.inserts]
@@ -104,7 +99,7 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
             rows.append(entity._row)
             if entity._orig is not None:
                 rows.append(entity._orig)
-        entries.append((tiers, rows))
+        entries.append((tiers, provider.cached_uniques, rows))
     return list(collect_keys(entries).values()) if entries else []
 
 
@@ -136,13 +131,11 @@ def flush(ctx: Context) -> None:
         for pool_code in sorted(pools):
             tables = pools[pool_code]
             pool = ctx.engine.mysql(pool_code)
-            raw = sql_runner.django_atomic_connection(pool)
-            if raw is not None:
-                # Joins Django's transaction, inside a savepoint: a failure undoes
+            raw = sql_runner.outer_connection(pool)
+            if raw is not None and pool.django_alias is not None:
+                # Joins the outer transaction, inside a savepoint: a failure undoes
                 # this flush's statements only, whatever the caller does next.
-                from django.db import transaction
-
-                with transaction.atomic(using=pool.django_alias):
+                with outer.active().savepoint(pool.django_alias):
                     _write(ctx, raw, pool_code, tables)
             else:
                 with pool.begin() as tx:
@@ -154,7 +147,7 @@ def flush(ctx: Context) -> None:
                     ctx._untrack(entity)
             # After the commit, before any hook: caches first, then the hooks.
             release = partial(_release, cache_keys[pool_code], True)
-            if sql_runner.in_django_atomic(pool):
+            if sql_runner.in_outer_transaction(pool):
                 if raw is None:
                     # The pool committed on its own connection: caches change now,
                     # only the hooks wait for Django's commit.
@@ -182,10 +175,9 @@ def flush(ctx: Context) -> None:
 def _after_commit(
     deferred_by_alias: dict[str, list[Callable[[], None]]], immediate: list[Callable[[], None]]
 ) -> None:
-    from django.db import transaction
-
+    adapter = outer.active()
     for alias, effects in deferred_by_alias.items():
-        transaction.on_commit(partial(run_side_effects, effects), using=alias)
+        adapter.on_commit(alias, partial(run_side_effects, effects))
     run_side_effects(immediate)
 
 
@@ -212,24 +204,30 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
     try:
         for name in sorted(tables):
             table = tables[name]
-            provider = table.provider
-            rows = table.inserts
-            for start in range(0, len(rows), INSERT_CHUNK):
-                chunk = rows[start : start + INSERT_CHUNK]
-                sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(chunk))
-                args: list[Any] = []
-                for _, row in chunk:
-                    args.extend(row)
-                sql_runner.execute(ctx, cur, pool, sql, args, "insert")
-            _write_updates(ctx, cur, pool, provider, table.updates)
-            if table.deletes:
-                ids = [e._row[0] for e in table.deletes]
-                sql = (
-                    f"DELETE FROM `{provider.table}` WHERE `id` IN ({','.join(['%s'] * len(ids))})"
-                )
-                sql_runner.execute(ctx, cur, pool, sql, ids, "delete")
+            try:
+                _write_table(ctx, cur, pool, table)
+            except DriverError as exc:
+                provider = table.provider
+                raise database_error(exc, pool, provider.entity_name, provider.table) from exc
     finally:
         cur.close()
+
+
+def _write_table(ctx: Context, cur: Any, pool: str, table: TablePlan) -> None:
+    provider = table.provider
+    rows = table.inserts
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(chunk))
+        args: list[Any] = []
+        for _, row in chunk:
+            args.extend(row)
+        sql_runner.execute(ctx, cur, pool, sql, args, "insert")
+    _write_updates(ctx, cur, pool, provider, table.updates)
+    if table.deletes:
+        ids = [e._row[0] for e in table.deletes]
+        sql = f"DELETE FROM `{provider.table}` WHERE `id` IN ({','.join(['%s'] * len(ids))})"
+        sql_runner.execute(ctx, cur, pool, sql, ids, "delete")
 
 
 UPDATE_CHUNK = 500
@@ -278,18 +276,15 @@ def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], Non
         provider = table.provider
         inserted = [entity for entity, _ in table.inserts]
         for entity in inserted:
-            entity._state = LOADED  # its row list is what was inserted
+            entity._inserted()
         updated: list[tuple[EntityBase, dict[str, Any] | None, bool]] = []
         want_changes = provider._after_update is not None
         for entity, row, changed, soft in table.updates:
             changes = provider.changes(entity, changed) if want_changes and not soft else None
-            entity._row = row
-            entity._orig = None
-            entity._state = LOADED
+            entity._updated(row)
             updated.append((entity, changes, soft))
         for entity in table.deletes:
-            entity._state = GONE
-            entity._orig = None
+            entity._deleted()
         effects.append(partial(_table_effects, ctx, provider, inserted, updated, table.deletes))
     return effects
 

@@ -1,19 +1,24 @@
-"""Running the ORM's SQL: on the pool, or on Django's connection inside ``atomic()``.
+"""Running the ORM's SQL: on the pool, or on an outer framework's transaction.
 
-When a MySQL pool is configured with ``{"database": alias}`` and that Django
-connection is inside an ``atomic()`` block, fluxa's reads and writes use the
-same connection, so they join Django's transaction.
+When a MySQL pool is tied to a framework connection (``{"database": alias}``
+in Django) and a transaction is open on it (``atomic()``), fluxa's reads and
+writes use that connection and so join the transaction; the question is asked
+through the seam in ``runtime/outer.py``, never to Django directly.
+
+Driver errors surface as ``IntegrityError``/``OperationalError`` naming the
+entity, table and pool, with the driver's exception as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fluxa_django import metrics
+from fluxa_django.backends.mysql import DriverError, database_error
+from fluxa_django.runtime import outer
 from fluxa_django.runtime.observe import OBSERVERS, notify
 
 T = TypeVar("T")
@@ -23,53 +28,23 @@ if TYPE_CHECKING:
     from fluxa_django.runtime.context import Context
 
 
-def django_atomic_connection(pool: MySQLPool) -> Any | None:
-    """Django's raw connection when the pool's alias is inside ``atomic()``, else ``None``."""
+def outer_connection(pool: MySQLPool) -> Any | None:
+    """The outer transaction's raw connection when one is open on the pool's alias, else ``None``."""
     alias = pool.django_alias
     if alias is None:
         return None
-    wrapper = _django_connection(alias)
-    if wrapper is None or not wrapper.in_atomic_block:
-        return None
-    wrapper.ensure_connection()
-    return wrapper.connection
+    return outer.active().connection(alias)
 
 
-def in_django_atomic(pool: MySQLPool) -> bool:
-    """True when a Django ``atomic()`` block is open (on the pool's alias or ``default``)."""
-    wrapper = _django_connection(pool.django_alias or "default")
-    return wrapper is not None and bool(wrapper.in_atomic_block)
-
-
-_threads = threading.local()
-
-
-def _django_connection(alias: str) -> Any | None:
-    """Django's connection wrapper of ``alias`` in this thread (``None`` if not configured).
-
-    Django keeps one wrapper per thread; looking it up goes through asgiref's
-    ``Local`` (about a microsecond), so the read path keeps its own per-thread
-    reference, renewed when Django replaces its connection storage.
-    """
-    from django.db import connections
-
-    storage = connections._connections  # type: ignore[attr-defined]
-    cache: dict[str, Any] | None = getattr(_threads, "wrappers", None)
-    if cache is None or _threads.storage is not storage:
-        cache = _threads.wrappers = {}
-        _threads.storage = storage
-    try:
-        return cache[alias]
-    except KeyError:
-        pass
-    wrapper = connections[alias] if alias in connections.settings else None
-    cache[alias] = wrapper
-    return wrapper
+def in_outer_transaction(pool: MySQLPool) -> bool:
+    """True when an outer transaction is open (on the pool's alias, or the default connection)."""
+    return outer.active().in_transaction(pool.django_alias)
 
 
 @contextlib.contextmanager
 def connection(pool: MySQLPool) -> Iterator[Any]:
-    raw = django_atomic_connection(pool)
+    alias = pool.django_alias
+    raw = None if alias is None else outer.active().connection(alias)
     if raw is not None:
         yield raw
         return
@@ -78,14 +53,23 @@ def connection(pool: MySQLPool) -> Iterator[Any]:
 
 
 def fetch(
-    ctx: Context, pool: MySQLPool, sql: str, args: Any, operation: str = "select"
+    ctx: Context,
+    pool: MySQLPool,
+    sql: str,
+    args: Any,
+    entity: str,
+    table: str,
+    operation: str = "select",
 ) -> list[Any]:
     """Run a query and return all rows (one round trip), logging it on the context."""
     if OBSERVERS:
         notify("mysql", operation)
-    if ctx._loggers or metrics.METRICS is not None:
-        return _logged(ctx, pool.code, operation, sql, args, lambda: _fetch(pool, sql, args))
-    return _fetch(pool, sql, args)
+    try:
+        if ctx._loggers or metrics.METRICS is not None:
+            return _logged(ctx, pool.code, operation, sql, args, lambda: _fetch(pool, sql, args))
+        return _fetch(pool, sql, args)
+    except DriverError as exc:
+        raise database_error(exc, pool.code, entity, table) from exc
 
 
 def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
@@ -99,7 +83,10 @@ def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
 
 
 def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation: str) -> int:
-    """Run one statement on an open cursor (inside a flush transaction)."""
+    """Run one statement on an open cursor (inside a flush transaction).
+
+    Driver errors propagate unchanged: the flush wraps them, naming the table.
+    """
     if OBSERVERS:
         notify("mysql", operation)
     if ctx._loggers or metrics.METRICS is not None:
@@ -147,3 +134,43 @@ def _shown(sql: str, args: Any) -> str:
     """The statement for logs: SQL text with placeholders, never the bound values."""
     count = len(args) if args else 0
     return f"{sql} -- {count} parameter(s)" if count else sql
+
+
+class RowSource:
+    """Rows of one table by id, read from its MySQL pool.
+
+    The lowest step of the read path: providers read through it directly, and
+    the cache tiers are given one as their loader (they never call back into
+    the provider).
+    """
+
+    __slots__ = ("by_id_sql", "entity", "pool", "select_sql", "table")
+
+    def __init__(
+        self, pool: MySQLPool, entity: str, table: str, select_sql: str, by_id_sql: str
+    ) -> None:
+        self.pool = pool
+        self.entity = entity
+        self.table = table
+        self.select_sql = select_sql
+        self.by_id_sql = by_id_sql
+
+    def __repr__(self) -> str:
+        return f"<RowSource {self.entity} on {self.pool.code!r}>"
+
+    def one(self, ctx: Context, id_: int) -> tuple[Any, ...] | None:
+        rows = fetch(ctx, self.pool, self.by_id_sql, (id_,), self.entity, self.table)
+        return rows[0] if rows else None
+
+    def many(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """``{id: row}`` of the ids that exist (one round trip)."""
+        if len(ids) == 1:
+            rows = fetch(ctx, self.pool, self.by_id_sql, (ids[0],), self.entity, self.table)
+        else:
+            sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(ids))})"
+            rows = fetch(ctx, self.pool, sql, tuple(ids), self.entity, self.table)
+        return {row[0]: row for row in rows}
+
+    def query(self, ctx: Context, sql: str, args: Any, operation: str = "select") -> list[Any]:
+        """Any query on this table's pool, errors naming this entity."""
+        return fetch(ctx, self.pool, sql, args, self.entity, self.table, operation)

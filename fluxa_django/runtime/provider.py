@@ -12,15 +12,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from fluxa_django.errors import EntityNotFound
-from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.context import _MISSING, Context
-from fluxa_django.runtime.entity import LOADED, NEW, EntityBase
+from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.query import Column, Condition, Pager, Query, Where
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.engine import Engine
-    from fluxa_django.runtime.ids import IdAllocator
+    from fluxa_django.runtime.state import Binding
     from fluxa_django.runtime.tiers import Tiers
 
 E = TypeVar("E", bound=EntityBase)
@@ -38,7 +37,7 @@ class ProviderBase(Generic[E]):
     table: ClassVar[str]
     mysql_pool: ClassVar[str]
     id_pool: ClassVar[str]  # Redis pool of the id counter
-    kind: ClassVar[int]  # context-cache key of the entity type
+    kind: ClassVar[str]  # context-cache key of the entity type (the entity's name)
     id_max: ClassVar[int]
     select_sql: ClassVar[str]  # SELECT <all columns> FROM `t`
     count_sql: ClassVar[str]  # SELECT COUNT(*) FROM `t`
@@ -72,83 +71,42 @@ class ProviderBase(Generic[E]):
 
     # -- plumbing ------------------------------------------------------------------
 
+    def _binding(self, ctx: Context) -> Binding:
+        """What this entity type is bound to on the context's engine (runtime/state.py)."""
+        runtime = ctx._runtime
+        try:
+            return runtime.bindings[self.kind]
+        except KeyError:
+            return runtime.bind(self)
+
     def _pool(self, ctx: Context) -> MySQLPool:
-        return ctx.engine.mysql(self.mysql_pool)
+        return self._binding(ctx).pool
 
     def _load(self, ctx: Context, row: tuple[Any, ...]) -> E:
-        entity: E = object.__new__(self.entity_class)
-        entity._ctx = ctx
-        entity._row = row
-        entity._orig = None
-        entity._state = LOADED
+        entity: E = self.entity_class._loaded(ctx, row)
         return entity
 
     def _hydrate(self, ctx: Context, rows: Iterable[tuple[Any, ...]]) -> list[E]:
         """Entities for full rows, reusing the ones this context already holds."""
-        cache = ctx._kind_cache(self.kind)
-        cls = self.entity_class
-        new = object.__new__
-        out: list[E] = []
-        append = out.append
-        for row in rows:
-            entity = cache.get(row[0]) if cache else None
-            if entity is None:
-                entity = new(cls)
-                entity._ctx = ctx
-                entity._row = row
-                entity._orig = None
-                entity._state = LOADED
-                if cache is not None:
-                    cache[row[0]] = entity
-            append(entity)
-        return out
+        found: list[E] = self.entity_class._loaded_many(ctx, rows, ctx._kind_cache(self.kind))
+        return found
 
     def tiers(self, engine: Engine) -> Tiers | None:
         """This entity's local/Redis tiers on ``engine`` (``None`` when it has none)."""
-        try:
-            return engine.tiers[self.kind]
-        except KeyError:
-            pass
-        found: Tiers | None = None
-        if self.cached or self.cached_uniques:
-            from fluxa_django.runtime.tiers import Tiers
+        from fluxa_django.runtime.state import state_of
 
-            found = Tiers(engine, self)
-        engine.tiers[self.kind] = found
-        return found
+        return state_of(engine).bind(self).tiers
 
     def _cached_rows(self, ctx: Context) -> Tiers:
-        tiers = ctx.engine.tiers.get(self.kind) or self.tiers(ctx.engine)
+        tiers = self._binding(ctx).tiers
         assert tiers is not None
         return tiers
-
-    def _id_allocator(self, ctx: Context) -> IdAllocator:
-        # Allocators live on the engine: their blocks belong to its pools, and a
-        # provider singleton may serve several engines (tests, scripts).
-        engine = ctx.engine
-        allocator = engine.id_allocators.get(self.kind)
-        if allocator is None:
-            from fluxa_django.runtime.ids import IdAllocator
-
-            if self.id_pool not in engine.redis_pools:
-                raise LookupError(
-                    f"entity {self.entity_name}: new() needs Redis pool {self.id_pool!r} for id allocation"
-                )
-            allocator = IdAllocator(
-                self.entity_name,
-                self.table,
-                engine.redis(self.id_pool),
-                self._pool(ctx),
-                self.id_max,
-            )
-            engine.id_allocators[self.kind] = allocator
-        return allocator
 
     # -- creating --------------------------------------------------------------------
 
     def new(self, ctx: Context) -> E:
         """A new entity with the next free id; inserted by the next ``ctx.flush()``."""
-        return self._new(ctx, self._id_allocator(ctx).next_id())
+        return self._new(ctx, self._binding(ctx).ids().next_id())
 
     def new_with_id(self, ctx: Context, id: int) -> E:
         """A new entity with a caller-chosen id."""
@@ -157,14 +115,9 @@ class ProviderBase(Generic[E]):
         return self._new(ctx, id)
 
     def _new(self, ctx: Context, id_: int) -> E:
-        entity: E = object.__new__(self.entity_class)
-        entity._ctx = ctx
         row = list(self.default_row)
         row[0] = id_
-        entity._row = row
-        entity._orig = None
-        entity._state = NEW
-        ctx._track(entity)
+        entity: E = self.entity_class._created(ctx, row)
         return entity
 
     # -- by id -------------------------------------------------------------------------
@@ -179,12 +132,10 @@ class ProviderBase(Generic[E]):
             if cached is not _MISSING:
                 found: E | None = cached
                 return found
-        if self.cached:
-            row = self._cached_rows(ctx).row(ctx, id)
-            entity = None if row is None else self._load(ctx, row)
-        else:
-            rows = sql_runner.fetch(ctx, self._pool(ctx), self.by_id_sql, (id,))
-            entity = self._load(ctx, rows[0]) if rows else None
+        binding = self._binding(ctx)
+        tiers = binding.tiers if self.cached else None
+        row = binding.rows.one(ctx, id) if tiers is None else tiers.row(ctx, id)
+        entity = None if row is None else self.entity_class._loaded(ctx, row)
         if cache is not None:
             cache[id] = entity
         return entity
@@ -216,12 +167,13 @@ class ProviderBase(Generic[E]):
             else:
                 found[id_] = cached
         if missing:
-            if self.cached:
-                loaded = self._cached_rows(ctx).rows(ctx, missing)
+            binding = self._binding(ctx)
+            tiers = binding.tiers if self.cached else None
+            if tiers is not None:
+                loaded = tiers.rows(ctx, missing)
                 rows = [row for row in loaded.values() if row is not None]
             else:
-                sql = f"{self.select_sql} WHERE `id` IN ({','.join(['%s'] * len(missing))})"
-                rows = sql_runner.fetch(ctx, self._pool(ctx), sql, tuple(missing))
+                rows = list(binding.rows.many(ctx, missing).values())
             for entity in self._hydrate(ctx, rows):
                 found[entity._row[0]] = entity
             if cache is not None:
@@ -236,7 +188,7 @@ class ProviderBase(Generic[E]):
         clause, args = query.where_clause(self.fake_delete_sql)
         page = query.page
         sql = head + clause + query.order_clause() + (page.limit_sql() if page else "")
-        return sql_runner.fetch(ctx, self._pool(ctx), sql, args)
+        return self._binding(ctx).rows.query(ctx, sql, args)
 
     def search_many(self, ctx: Context, query: Query) -> list[E]:
         """Entities matching ``query`` in its order.
@@ -251,13 +203,13 @@ class ProviderBase(Generic[E]):
             where = query.where
             if deleted is not None and (where is None or not where.includes_fake_deletes):
                 # soft-deleted between the two steps: a search never returns those
-                return [e for e in found if not (e._row if e._orig is None else e._orig)[deleted]]
+                return [e for e in found if not e._stored[deleted]]
             return found
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
     def count(self, ctx: Context, query: Query | None = None) -> int:
         clause, args = (query or Query()).where_clause(self.fake_delete_sql)
-        rows = sql_runner.fetch(ctx, self._pool(ctx), self.count_sql + clause, args, "count")
+        rows = self._binding(ctx).rows.query(ctx, self.count_sql + clause, args, "count")
         return int(rows[0][0])
 
     def search_many_with_total(self, ctx: Context, query: Query) -> tuple[list[E], int]:
@@ -319,7 +271,7 @@ class ProviderBase(Generic[E]):
         """True when the entity's stored row has exactly these index values and is live."""
         from fluxa_django.runtime.codec import unique_token
 
-        row = entity._orig if entity._orig is not None else entity._row
+        row = entity._stored
         if self.fake_delete_index is not None and row[self.fake_delete_index]:
             return False
         return unique_token(tuple(row[p] for p in positions)) == token

@@ -24,14 +24,13 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from fluxa_django import metrics
 from fluxa_django.backends.localcache import MISSING as _MISSING
-from fluxa_django.errors import ConfigError, PoolError
 from fluxa_django.runtime import codec
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
@@ -41,16 +40,14 @@ if TYPE_CHECKING:
     from fluxa_django.backends.localcache import LocalCache
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.backends.redis import RedisPool
-    from fluxa_django.engine import Engine
     from fluxa_django.runtime.context import Context
-    from fluxa_django.runtime.provider import ProviderBase
+    from fluxa_django.runtime.mysql import RowSource
 
 log = logging.getLogger("fluxa_django.cache")
 
 REDIS_TTL = 3600  # seconds a cached row lives in Redis without being written
 LOCAL_TTL = 60.0  # seconds a local row lives at most (a last resort; invalidation is the rule)
 LEASE_MS = 5000  # a reader's fill lease
-WRITE_MARKER_MS = 30_000  # a flush's marker; outlives any sane transaction
 
 # KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: lease ms, ARGV[3]: the
 # prefix of current entries (schema stamp). Per key: the current value, or ""
@@ -105,32 +102,38 @@ def warn_redis_down(pool: str, exc: BaseException, action: str) -> None:
 
 
 class Tiers:
-    """The local and Redis tiers of one entity type on one engine."""
+    """The local and Redis tiers of one entity type on one engine.
 
-    def __init__(self, engine: Engine, provider: ProviderBase[Any]) -> None:
-        self.provider = provider
-        self.entity = provider.entity_name
-        pool_code = provider.id_pool
-        if pool_code not in engine.redis_pools:
-            raise ConfigError(
-                f"entity {self.entity}: its cache tiers need Redis pool {pool_code!r}, "
-                "which is not registered"
-            )
-        mysql: MySQLPool = engine.mysql(provider.mysql_pool)
+    Built by the runtime state (``runtime/state.py``) from the entity's
+    generated description; rows below the tiers come from ``rows`` (a
+    ``RowSource``), never from the provider.
+    """
+
+    def __init__(
+        self,
+        *,
+        entity: str,
+        table: str,
+        stamp: str,
+        row_cache: bool,
+        mysql: MySQLPool,
+        rows: RowSource,
+        redis_pool: RedisPool,
+        local: LocalCache | None,
+        bus: InvalidationBus | None,
+    ) -> None:
+        self.entity = entity
         self.mysql = mysql
+        self.rows_below = rows
         self._alias_pool = mysql.django_alias is not None
-        self.redis_pool: RedisPool = engine.redis(pool_code)
-        self.client: redis.Redis = self.redis_pool.client
-        self.prefix = codec.key_prefix(mysql.database, provider.table)
-        self.stamp = provider.cache_stamp
-        self._stamp_prefix = codec.stamp_prefix(self.stamp)
-        self.row_cache = provider.row_cache
-        self.local: LocalCache | None = (
-            engine.local_cache(provider.local_pool) if provider.local_pool else None
-        )
-        self.bus: InvalidationBus | None = (
-            engine.invalidation_bus(pool_code) if self.local is not None else None
-        )
+        self.redis_pool = redis_pool
+        self.client: redis.Redis = redis_pool.client
+        self.prefix = codec.key_prefix(mysql.database, table)
+        self.stamp = stamp
+        self._stamp_prefix = codec.stamp_prefix(stamp)
+        self.row_cache = row_cache
+        self.local = local
+        self.bus = bus
         self._lease = self.client.register_script(_LEASE)
         self._fill = self.client.register_script(_FILL)
 
@@ -144,8 +147,8 @@ class Tiers:
         return f"{self.prefix}u:{index}:{token}"
 
     def bypassed(self) -> bool:
-        """True inside a Django ``atomic()`` block on the entity's MySQL alias."""
-        return self._alias_pool and sql_runner.in_django_atomic(self.mysql)
+        """True inside an outer transaction (Django ``atomic()``) on the entity's MySQL alias."""
+        return self._alias_pool and sql_runner.in_outer_transaction(self.mysql)
 
     def local_ready(self) -> bool:
         bus = self.bus
@@ -155,8 +158,8 @@ class Tiers:
 
     def row(self, ctx: Context, id_: int) -> tuple[Any, ...] | None:
         """The row of ``id_`` (``None`` when it does not exist), through the tiers."""
-        if self._alias_pool and sql_runner.in_django_atomic(self.mysql):
-            return self._mysql_rows(ctx, [id_]).get(id_)
+        if self._alias_pool and sql_runner.in_outer_transaction(self.mysql):
+            return self.rows_below.one(ctx, id_)
         local = self.local
         started = -1
         if local is not None and (self.bus.healthy or self.local_ready()):  # type: ignore[union-attr]
@@ -322,16 +325,8 @@ class Tiers:
             ctx, "redis", self.redis_pool.code, operation, lambda: shown, call, _is_miss
         )
 
-    # -- MySQL -------------------------------------------------------------------------
-
     def _mysql_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-        provider = self.provider
-        if len(ids) == 1:
-            rows = sql_runner.fetch(ctx, self.mysql, provider.by_id_sql, (ids[0],))
-        else:
-            sql = f"{provider.select_sql} WHERE `id` IN ({','.join(['%s'] * len(ids))})"
-            rows = sql_runner.fetch(ctx, self.mysql, sql, tuple(ids))
-        return {row[0]: row for row in rows}
+        return self.rows_below.many(ctx, ids)
 
     # -- unique indexes ----------------------------------------------------------------
 
@@ -381,121 +376,3 @@ class Tiers:
             self.bus.evict_here(items)
             client.publish(self.bus.channel, self.bus.payload(items))
         return removed
-
-
-# -- flush support -------------------------------------------------------------------------
-
-
-class FlushKeys:
-    """What a flush must invalidate on one Redis pool."""
-
-    __slots__ = ("bus", "keys", "local", "pool", "unique")
-
-    def __init__(self, pool: RedisPool, bus: InvalidationBus | None) -> None:
-        self.pool = pool
-        self.bus = bus
-        self.keys: list[str] = []  # row keys: marked before the SQL, deleted after
-        self.unique: list[str] = []  # unique-index keys: deleted before and after
-        self.local: dict[tuple[str, str], list[int]] = {}
-
-    def mark(self) -> None:
-        """Before the SQL: write markers on the rows, drop the unique keys."""
-        pipe = self.pool.client.pipeline(transaction=False)
-        for key in self.keys:
-            pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
-        if self.unique:
-            pipe.delete(*self.unique)
-        if not self.keys and not self.unique:
-            pipe.ping()  # local tier only: the commit must be publishable
-        if OBSERVERS:
-            notify("redis", "mark")
-        try:
-            _pipeline(self.pool.code, "mark", pipe)
-        except (redis.RedisError, OSError) as exc:
-            raise PoolError(
-                f"flush refused: redis pool {self.pool.code!r} is unreachable "
-                f"({type(exc).__name__}); nothing was written",
-                pool=self.pool.code,
-            ) from exc
-
-    def release(self, publish: bool) -> None:
-        """After the commit (or a failed write): delete the keys, evict local rows everywhere."""
-        items: list[Invalidation] = [
-            (code, prefix, ids) for (code, prefix), ids in self.local.items()
-        ]
-        bus = self.bus
-        if items and bus is not None and publish:
-            bus.evict_here(items)
-        doomed = self.keys + self.unique
-        if not doomed and not (items and publish and bus is not None):
-            return
-        pipe = self.pool.client.pipeline(transaction=False)
-        if doomed:
-            pipe.delete(*doomed)
-        if items and publish and bus is not None:
-            pipe.publish(bus.channel, bus.payload(items))
-        if OBSERVERS:
-            notify("redis", "release")
-        try:
-            _pipeline(self.pool.code, "release", pipe)
-        except (redis.RedisError, OSError) as exc:
-            if not publish:  # a flush that wrote nothing: only the markers stay a while
-                log.warning(
-                    "fluxa: redis pool %r: could not drop the write markers of a failed "
-                    "flush (%s); those rows bypass the cache until they expire (%d s)",
-                    self.pool.code,
-                    type(exc).__name__,
-                    WRITE_MARKER_MS // 1000,
-                )
-                return
-            log.error(
-                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
-                "until their write markers expire (%d s); other processes' local caches "
-                "may serve the old rows for up to %d s",
-                self.pool.code,
-                type(exc).__name__,
-                WRITE_MARKER_MS // 1000,
-                int(LOCAL_TTL),
-            )
-
-
-def _pipeline(pool: str, operation: str, pipe: Any) -> None:
-    sink = metrics.METRICS
-    if sink is None:
-        pipe.execute()
-        return
-    clock = time.perf_counter()
-    try:
-        pipe.execute()
-    except Exception:
-        sink.error("redis", pool)
-        raise
-    sink.observe("redis", pool, operation, time.perf_counter() - clock)
-
-
-def collect_keys(entries: Iterable[tuple[Tiers, Iterable[Any]]]) -> dict[str, FlushKeys]:
-    """Group by Redis pool the cache keys of the rows a flush changes.
-
-    ``entries`` gives per entity's tiers the rows (old and new forms) of its changed entities.
-    """
-    out: dict[str, FlushKeys] = {}
-    for tiers, rows in entries:
-        provider = tiers.provider
-        flush_keys = out.get(tiers.redis_pool.code)
-        if flush_keys is None:
-            flush_keys = out[tiers.redis_pool.code] = FlushKeys(tiers.redis_pool, tiers.bus)
-        elif flush_keys.bus is None:
-            flush_keys.bus = tiers.bus
-        ids: set[int] = set()
-        uniques: set[str] = set()
-        for row in rows:
-            ids.add(row[0])
-            for name, positions, _ in provider.cached_uniques:
-                token = codec.unique_token(tuple(row[p] for p in positions))
-                uniques.add(tiers.unique_key(name, token))
-        if tiers.row_cache:
-            flush_keys.keys.extend(tiers.key(i) for i in sorted(ids))
-        flush_keys.unique.extend(sorted(uniques))
-        if tiers.local is not None:
-            flush_keys.local.setdefault((tiers.local.code, tiers.prefix), []).extend(sorted(ids))
-    return out

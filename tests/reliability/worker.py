@@ -451,10 +451,10 @@ class Worker:
 
 
 def _lost_race(exc: BaseException) -> bool:
-    import MySQLdb
+    from fluxa_django import IntegrityError, OperationalError
 
-    if isinstance(exc, MySQLdb.IntegrityError | MySQLdb.OperationalError):
-        return bool(exc.args) and exc.args[0] in _RETRYABLE_MYSQL_CODES
+    if isinstance(exc, IntegrityError | OperationalError):
+        return exc.code in _RETRYABLE_MYSQL_CODES
     return False
 
 

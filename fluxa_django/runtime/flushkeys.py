@@ -1,0 +1,153 @@
+"""What a flush must invalidate, per Redis pool: planned beside the write path.
+
+Before the SQL a flush overwrites every affected row key with a write marker
+(``\\x00W``, readers never fill over it) and deletes the affected cached
+unique-index keys, one pipeline per Redis pool; with Redis unreachable the
+flush is refused (``PoolError``) and nothing is written. After the commit it
+deletes them again, evicts its own local copies and publishes the
+invalidation to other processes (``runtime/invalidation.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from fluxa_django import metrics
+from fluxa_django.errors import PoolError
+from fluxa_django.runtime import codec
+from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
+from fluxa_django.runtime.observe import OBSERVERS, notify
+from fluxa_django.runtime.tiers import LOCAL_TTL
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.redis import RedisPool
+    from fluxa_django.runtime.tiers import Tiers
+
+log = logging.getLogger("fluxa_django.cache")
+
+WRITE_MARKER_MS = 30_000  # a flush's marker; outlives any sane transaction
+
+# A cached unique index as generated: (name, row positions, column names).
+UniqueIndex = tuple[str, tuple[int, ...], tuple[str, ...]]
+
+
+class FlushKeys:
+    """What a flush must invalidate on one Redis pool."""
+
+    __slots__ = ("bus", "keys", "local", "pool", "unique")
+
+    def __init__(self, pool: RedisPool, bus: InvalidationBus | None) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.keys: list[str] = []  # row keys: marked before the SQL, deleted after
+        self.unique: list[str] = []  # unique-index keys: deleted before and after
+        self.local: dict[tuple[str, str], list[int]] = {}
+
+    def mark(self) -> None:
+        """Before the SQL: write markers on the rows, drop the unique keys."""
+        pipe = self.pool.client.pipeline(transaction=False)
+        for key in self.keys:
+            pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
+        if self.unique:
+            pipe.delete(*self.unique)
+        if not self.keys and not self.unique:
+            pipe.ping()  # local tier only: the commit must be publishable
+        if OBSERVERS:
+            notify("redis", "mark")
+        try:
+            _pipeline(self.pool.code, "mark", pipe)
+        except (redis.RedisError, OSError) as exc:
+            raise PoolError(
+                f"flush refused: redis pool {self.pool.code!r} is unreachable "
+                f"({type(exc).__name__}); nothing was written",
+                pool=self.pool.code,
+            ) from exc
+
+    def release(self, publish: bool) -> None:
+        """After the commit (or a failed write): delete the keys, evict local rows everywhere."""
+        items: list[Invalidation] = [
+            (code, prefix, ids) for (code, prefix), ids in self.local.items()
+        ]
+        bus = self.bus
+        if items and bus is not None and publish:
+            bus.evict_here(items)
+        doomed = self.keys + self.unique
+        if not doomed and not (items and publish and bus is not None):
+            return
+        pipe = self.pool.client.pipeline(transaction=False)
+        if doomed:
+            pipe.delete(*doomed)
+        if items and publish and bus is not None:
+            pipe.publish(bus.channel, bus.payload(items))
+        if OBSERVERS:
+            notify("redis", "release")
+        try:
+            _pipeline(self.pool.code, "release", pipe)
+        except (redis.RedisError, OSError) as exc:
+            if not publish:  # a flush that wrote nothing: only the markers stay a while
+                log.warning(
+                    "fluxa: redis pool %r: could not drop the write markers of a failed "
+                    "flush (%s); those rows bypass the cache until they expire (%d s)",
+                    self.pool.code,
+                    type(exc).__name__,
+                    WRITE_MARKER_MS // 1000,
+                )
+                return
+            log.error(
+                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
+                "until their write markers expire (%d s); other processes' local caches "
+                "may serve the old rows for up to %d s",
+                self.pool.code,
+                type(exc).__name__,
+                WRITE_MARKER_MS // 1000,
+                int(LOCAL_TTL),
+            )
+
+
+def _pipeline(pool: str, operation: str, pipe: Any) -> None:
+    sink = metrics.METRICS
+    if sink is None:
+        pipe.execute()
+        return
+    clock = time.perf_counter()
+    try:
+        pipe.execute()
+    except Exception:
+        sink.error("redis", pool)
+        raise
+    sink.observe("redis", pool, operation, time.perf_counter() - clock)
+
+
+def collect_keys(
+    entries: Iterable[tuple[Tiers, Sequence[UniqueIndex], Iterable[Any]]],
+) -> dict[str, FlushKeys]:
+    """Group by Redis pool the cache keys of the rows a flush changes.
+
+    ``entries`` gives per entity type its tiers, its cached unique indexes and
+    the rows (old and new forms) of its changed entities.
+    """
+    out: dict[str, FlushKeys] = {}
+    for tiers, cached_uniques, rows in entries:
+        flush_keys = out.get(tiers.redis_pool.code)
+        if flush_keys is None:
+            flush_keys = out[tiers.redis_pool.code] = FlushKeys(tiers.redis_pool, tiers.bus)
+        elif flush_keys.bus is None:
+            flush_keys.bus = tiers.bus
+        ids: set[int] = set()
+        uniques: set[str] = set()
+        for row in rows:
+            ids.add(row[0])
+            for name, positions, _ in cached_uniques:
+                token = codec.unique_token(tuple(row[p] for p in positions))
+                uniques.add(tiers.unique_key(name, token))
+        if tiers.row_cache:
+            flush_keys.keys.extend(tiers.key(i) for i in sorted(ids))
+        flush_keys.unique.extend(sorted(uniques))
+        if tiers.local is not None:
+            flush_keys.local.setdefault((tiers.local.code, tiers.prefix), []).extend(sorted(ids))
+    return out
