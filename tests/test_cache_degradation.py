@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from fluxa_django import Context, Engine, PoolError, Query
 from fluxa_django.backends.localcache import MISSING
@@ -249,3 +250,21 @@ def test_after_redis_restarts_flush_works_and_reads_fill_again(
     assert found is not None and found.id == product.id
     key = tiers_of(engine, P).unique_key("Name", codec.unique_token(("Written after restart",)))
     assert redis_server.client().get(key) == str(product.id).encode()
+
+
+def test_new_with_redis_down_raises_pool_error_naming_the_pool(
+    private_engine: Engine, redis_server: RedisServer
+) -> None:
+    ctx = fresh(private_engine)
+    first = U.new(ctx)  # reserves a block while Redis is up
+    redis_server.kill()
+    # The reserved block still serves new() without Redis.
+    assert U.new(ctx).id == first.id + 1
+    other = fresh(private_engine)
+    other_provider = CategoryEntityProvider  # no block reserved yet for this type
+    with pytest.raises(PoolError) as raised:
+        other_provider.new(other)
+    assert raised.value.pool == "default"
+    assert "CategoryEntity" in str(raised.value) and "unreachable" in str(raised.value)
+    assert isinstance(raised.value.__cause__, redis.RedisError | OSError)
+    assert other.tracked == []

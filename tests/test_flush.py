@@ -11,7 +11,7 @@ import MySQLdb
 import pytest
 from django.db import transaction
 
-from fluxa_django import Context, EntityNotFound, IntegrityError, Query
+from fluxa_django import Context, EntityNotFound, IntegrityError, OperationalError, Query
 from fluxa_django.runtime.state import state_of
 from fluxa_django.testing.plugin import QueryCounter
 from tests.generated import (
@@ -455,3 +455,91 @@ def test_a_flush_leaves_nothing_tracked(
     category.name = "Tracked"  # set back: nothing to write
     fluxa_ctx.flush()
     assert fluxa_ctx._tracked == {}
+
+
+# -- entity state: only the entity's own methods change it ---------------------------------------
+
+
+def test_setting_a_value_back_makes_the_entity_clean_again(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    category = new_category(fluxa_ctx, "Books")
+    fluxa_ctx.flush()
+    ctx = fluxa_ctx.engine.new_context()
+    loaded = CategoryEntityProvider.must_get_by_id(ctx, category.id)
+    loaded.name = "Comics"
+    assert loaded.is_dirty and loaded.changed_columns() == [1]
+    assert ctx.tracked == [loaded]
+    loaded.name = "Books"
+    assert not loaded.is_dirty
+    assert loaded.changed_columns() == []
+    assert ctx.tracked == [], "a clean entity is not tracked"
+    assert repr(loaded) == f"<CategoryEntity id={category.id}>"
+    with fluxa_assert_queries(mysql=0, redis=0):
+        ctx.flush()
+
+
+def test_reverting_one_of_two_changes_keeps_the_other(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Games")
+    product = new_product(fluxa_ctx, category, "Chess")
+    fluxa_ctx.flush()
+    ctx = fluxa_ctx.engine.new_context()
+    loaded = ProductEntityProvider.must_get_by_id(ctx, product.id)
+    loaded.name = "Go"
+    loaded.status = Status.ARCHIVED
+    loaded.name = "Chess"
+    assert loaded.is_dirty
+    assert [ProductEntityProvider.attribute_names[i] for i in loaded.changed_columns()] == [
+        "status"
+    ]
+    ctx.flush()
+    again = ProductEntityProvider.must_get_by_id(fluxa_ctx.engine.new_context(), product.id)
+    assert (again.name, again.status) == ("Chess", Status.ARCHIVED)
+
+
+def test_after_a_flush_entities_are_clean_and_their_rows_immutable(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Toys")
+    product = new_product(fluxa_ctx, category, "Kite")
+    assert product.is_new and product.is_dirty
+    fluxa_ctx.flush()
+    for entity in (category, product):
+        assert not entity.is_new and not entity.is_dirty
+        assert entity.changed_columns() == []
+        assert isinstance(entity._row, tuple), "an inserted row is a tuple after the flush"
+    product.name = "Big kite"
+    fluxa_ctx.flush()
+    assert isinstance(product._row, tuple) and product._orig is None
+    assert not product.is_dirty and product.name == "Big kite"
+    # A changed-and-reverted value after a flush is measured against the flushed row.
+    product.name = "Small kite"
+    product.name = "Big kite"
+    assert not product.is_dirty and fluxa_ctx.tracked == []
+
+
+def test_clear_flush_reverts_through_the_entity(fluxa_ctx: Context) -> None:
+    category = new_category(fluxa_ctx, "Music")
+    fluxa_ctx.flush()
+    category.name = "Noise"
+    added = new_category(fluxa_ctx, "Extra")
+    fluxa_ctx.clear_flush()
+    assert category.name == "Music" and not category.is_dirty
+    assert isinstance(category._row, tuple)
+    assert not added.is_dirty and fluxa_ctx.tracked == []
+    with pytest.raises(ValueError, match="deleted"):
+        added.name = "no longer flushable"
+
+
+def test_read_errors_are_ours_and_name_the_entity(fluxa_ctx: Context) -> None:
+    fluxa_ctx.engine.mysql().exec("ALTER TABLE `UserEntity` RENAME COLUMN `age` TO `age_old`")
+    try:
+        with pytest.raises(OperationalError, match="Unknown column") as failed:
+            UserEntityProvider.get_by_id(fluxa_ctx.engine.new_context(), 1)
+        assert isinstance(failed.value.__cause__, MySQLdb.OperationalError)
+        assert (failed.value.entity, failed.value.table, failed.value.pool) == (
+            "UserEntity",
+            "UserEntity",
+            "default",
+        )
+        assert failed.value.code == 1054
+    finally:
+        fluxa_ctx.engine.mysql().exec("ALTER TABLE `UserEntity` RENAME COLUMN `age_old` TO `age`")

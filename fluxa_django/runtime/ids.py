@@ -9,6 +9,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+import redis as redis_lib
+
+from fluxa_django.errors import PoolError
 from fluxa_django.runtime.observe import OBSERVERS, notify
 
 if TYPE_CHECKING:
@@ -62,6 +65,16 @@ class IdAllocator:
         return value
 
     def _reserve(self) -> None:
+        try:
+            self._reserve_block()
+        except (redis_lib.RedisError, OSError) as exc:
+            raise PoolError(
+                f"entity {self.entity}: new() cannot reserve ids: redis pool "
+                f"{self.redis.code!r} is unreachable ({type(exc).__name__})",
+                pool=self.redis.code,
+            ) from exc
+
+    def _reserve_block(self) -> None:
         if OBSERVERS:
             notify("redis", "reserve ids")
         end = int(self._script(keys=[self.key], args=[self.block, ""]))
