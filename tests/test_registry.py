@@ -642,14 +642,6 @@ def test_public_surface_exports_spec_names() -> None:
     assert len(exported) == len(set(exported))
 
 
-def test_every_exported_name_is_importable() -> None:
-    namespace: dict[str, Any] = {}
-    exec("from fluxa_django import *", namespace)
-    for name in fluxa_django.__all__:
-        assert name in namespace, name
-        assert namespace[name] is getattr(fluxa_django, name)
-
-
 class _LocalOnly(fluxa_django.Entity):
     id: fluxa_django.uint32
     name: str
