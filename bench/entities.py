@@ -1,7 +1,9 @@
 """The entities the benchmarks measure (their typed providers are generated at run time).
 
-All three have the same fields and data, each in its own table; they differ only in
-the cache tiers their reads may be served from.
+The three ``Bench*ItemEntity`` have the same fields and data, each in its own table;
+they differ only in the cache tiers their reads may be served from.
+``BenchPlainEntity`` is the floor case of the insert flush: only plain columns
+(no decimal, no reference, no auto timestamp, no cache tier).
 """
 
 from __future__ import annotations
@@ -52,3 +54,19 @@ class BenchLocalItemEntity(Entity):
     class Meta:
         redis_cache = True
         local_cache = True
+
+
+class BenchPlainEntity(Entity):
+    """Plain columns only: two strings, a uint16, a double, a datetime, a bool.
+
+    No decimal (its setter builds a ``Decimal``), no reference, no cache tier, and the
+    datetime is not called ``created_at``/``updated_at`` (those are filled by flush).
+    """
+
+    id: uint64
+    name: str = field(length=100)
+    email: str = field(length=100)
+    category: uint16
+    score: float
+    seen_at: datetime.datetime
+    active: bool

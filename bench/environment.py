@@ -15,7 +15,7 @@ import MySQLdb
 import redis
 
 from bench import settings
-from bench.fluxa_types import BenchItemProvider
+from bench.fluxa_types import BenchItemProvider, BenchPlainProvider
 from fluxa_django import Engine, Registry
 from fluxa_django.codegen import generate
 from fluxa_django.migrate import apply_alters, plan_mysql
@@ -31,24 +31,28 @@ CACHED_TABLE = "BenchCachedItemEntity"  # Meta.redis_cache: the Redis-hit case
 LOCAL_TABLE = "BenchLocalItemEntity"  # Meta.local_cache + redis_cache: the local-hit case
 TABLES = (TABLE, CACHED_TABLE, LOCAL_TABLE)
 COLUMNS = "`id`,`name`,`price`,`quantity`,`active`,`created_at`,`category`"
+PLAIN_TABLE = "BenchPlainEntity"  # plain columns only: the insert-flush floor case
+PLAIN_COLUMNS = "`id`,`name`,`email`,`category`,`score`,`seen_at`,`active`"
 
 
-def select_sql(table: str) -> str:
-    return f"SELECT {COLUMNS} FROM `{table}`"
+def select_sql(table: str, columns: str = COLUMNS) -> str:
+    return f"SELECT {columns} FROM `{table}`"
 
 
-def by_id_sql(table: str) -> str:
-    return f"{select_sql(table)} WHERE `id` = %s"
+def by_id_sql(table: str, columns: str = COLUMNS) -> str:
+    return f"{select_sql(table, columns)} WHERE `id` = %s"
 
 
-def insert_sql(table: str) -> str:
-    return f"INSERT INTO `{table}` ({COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+def insert_sql(table: str, columns: str = COLUMNS) -> str:
+    marks = ",".join(["%s"] * (columns.count(",") + 1))
+    return f"INSERT INTO `{table}` ({columns}) VALUES ({marks})"
 
 
 SELECT_SQL = select_sql(TABLE)
 BY_ID_SQL = by_id_sql(TABLE)
 INSERT_SQL = insert_sql(TABLE)
 UPDATE_PRICE_SQL = f"UPDATE `{TABLE}` SET `price`=%s WHERE `id`=%s"
+PLAIN_INSERT_SQL = insert_sql(PLAIN_TABLE, PLAIN_COLUMNS)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -102,6 +106,37 @@ def make_records(count: int = ROWS, seed: int = 20240601) -> list[Record]:
             )
         )
     return records
+
+
+class PlainRecord(NamedTuple):
+    """One row of ``BenchPlainEntity`` (in column order: ``raw_row`` is the tuple itself)."""
+
+    id: int
+    name: str
+    email: str
+    category: int
+    score: float
+    seen_at: datetime.datetime
+    active: bool
+
+
+def make_plain_records(count: int = ROWS, seed: int = 20240602) -> list[PlainRecord]:
+    """Deterministic rows: ids 1..count, two strings of 15-60 characters, any double."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    base = datetime.datetime(2024, 1, 1)
+    return [
+        PlainRecord(
+            id=id_,
+            name=f"user {id_:05d} " + "".join(rng.choices(letters, k=rng.randrange(5, 45))),
+            email="".join(rng.choices(letters, k=rng.randrange(5, 30))) + f"{id_}@example.com",
+            category=rng.randrange(0, 65_536),
+            score=rng.uniform(-1e6, 1e6),
+            seen_at=base + datetime.timedelta(seconds=rng.randrange(0, 30_000_000)),
+            active=rng.random() < 0.7,
+        )
+        for id_ in range(1, count + 1)
+    ]
 
 
 # -- services -----------------------------------------------------------------------------
@@ -178,13 +213,20 @@ def flush_redis() -> None:
 
 
 def build_registry() -> Registry:
-    from bench.entities import BenchCachedItemEntity, BenchItemEntity, BenchLocalItemEntity
+    from bench.entities import (
+        BenchCachedItemEntity,
+        BenchItemEntity,
+        BenchLocalItemEntity,
+        BenchPlainEntity,
+    )
 
     registry = Registry()
     registry.register_mysql(settings.MYSQL_URI)
     registry.register_redis(settings.REDIS_ADDRESS, settings.REDIS_DB)
     registry.register_local_cache(limit=settings.LOCAL_CACHE_LIMIT)
-    registry.register_entity(BenchItemEntity, BenchCachedItemEntity, BenchLocalItemEntity)
+    registry.register_entity(
+        BenchItemEntity, BenchCachedItemEntity, BenchLocalItemEntity, BenchPlainEntity
+    )
     return registry
 
 
@@ -202,6 +244,7 @@ class Providers:
     item: BenchItemProvider  # BenchItemEntity (no cache)
     cached: BenchItemProvider  # BenchCachedItemEntity (Redis cache)
     local: BenchItemProvider  # BenchLocalItemEntity (local + Redis cache)
+    plain: BenchPlainProvider  # BenchPlainEntity (plain columns, no cache)
 
 
 def load_providers(registry: Registry) -> Providers:
@@ -221,7 +264,14 @@ def load_providers(registry: Registry) -> Providers:
                 "the generated provider's SQL differs from the baseline's; update bench/environment.py:\n"
                 f"  generated: {provider.by_id_sql}\n  baseline:  {by_id_sql(table)}"
             )
-    return Providers(found[TABLE], found[CACHED_TABLE], found[LOCAL_TABLE])
+    plain = cast(BenchPlainProvider, getattr(module, f"{PLAIN_TABLE}Provider"))
+    if plain.insert_sql + plain.insert_row_sql != PLAIN_INSERT_SQL:
+        raise RuntimeError(
+            "the generated plain provider's INSERT differs from the baseline's; update "
+            f"bench/environment.py:\n  generated: {plain.insert_sql + plain.insert_row_sql}\n"
+            f"  baseline:  {PLAIN_INSERT_SQL}"
+        )
+    return Providers(found[TABLE], found[CACHED_TABLE], found[LOCAL_TABLE], plain)
 
 
 # -- the run's state ------------------------------------------------------------------------------
@@ -260,6 +310,8 @@ class BenchEnv:
     versions: ServerVersions
     cached_provider: BenchItemProvider  # BenchCachedItemEntity: Redis cache
     local_provider: BenchItemProvider  # BenchLocalItemEntity: local + Redis cache
+    plain_provider: BenchPlainProvider  # BenchPlainEntity: plain columns, no cache
+    plain_records: list[PlainRecord]
 
     @property
     def redis_client(self) -> redis.Redis:
@@ -324,6 +376,8 @@ def open_env(versions: ServerVersions) -> BenchEnv:
         versions,
         cached_provider=providers.cached,
         local_provider=providers.local,
+        plain_provider=providers.plain,
+        plain_records=make_plain_records(),
     )
     env.share_connection()
     for table in TABLES:

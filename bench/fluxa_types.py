@@ -57,3 +57,29 @@ class BenchItemProvider(Protocol):
     def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[BenchItem]: ...
 
     def search_many(self, ctx: Context, query: Query) -> list[BenchItem]: ...
+
+
+class BenchPlain(Protocol):
+    """The generated ``BenchPlainEntity`` class."""
+
+    @property
+    def id(self) -> int: ...
+
+    name: str
+    email: str
+    category: int
+    score: float
+    seen_at: datetime.datetime
+    active: bool
+
+
+class BenchPlainProvider(Protocol):
+    """The generated ``BenchPlainEntityProvider`` singleton."""
+
+    @property
+    def insert_sql(self) -> str: ...
+
+    @property
+    def insert_row_sql(self) -> str: ...
+
+    def new(self, ctx: Context) -> BenchPlain: ...

@@ -56,3 +56,25 @@ class BenchLocalItem(BenchItemBase):
         app_label = "bench"
         db_table = "BenchLocalItemEntity"
         managed = False
+
+
+class BenchPlain(models.Model):
+    """``BenchPlainEntity``'s table seen by the Django ORM."""
+
+    id = models.PositiveBigIntegerField(primary_key=True)
+    name = models.CharField(max_length=100)
+    email = models.CharField(max_length=100)
+    category = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    seen_at = models.DateTimeField()
+    active = models.BooleanField()
+
+    objects: ClassVar[models.Manager[BenchPlain]] = models.Manager()
+
+    class Meta:
+        app_label = "bench"
+        db_table = "BenchPlainEntity"
+        managed = False
+
+    def __str__(self) -> str:
+        return f"BenchPlain {self.id}"

@@ -19,7 +19,7 @@ class Target:
 
     ``design_django`` is the Django/raw ratio DESIGN.md expects (for comparison only).
     ``min_speedup`` asks Django to be at least that many times slower than fluxa, and
-    ``max_ns`` is an absolute bound on fluxa's median (nanoseconds); a target with
+    ``max_ns`` is an absolute bound on fluxa's figure (nanoseconds); a target with
     only ``max_ns`` (``max_ratio=None``) does not compare with the raw baseline.
     """
 
@@ -65,7 +65,8 @@ class Target:
 
 @dataclass
 class CaseResult:
-    """Medians (nanoseconds per operation) or bytes of one case, for the three contenders."""
+    """Fastest rounds (nanoseconds per operation, ``bench.timing.fastest``) or median bytes
+    of one case, for the three contenders."""
 
     key: str
     title: str

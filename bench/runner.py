@@ -155,7 +155,11 @@ def main(argv: list[str]) -> int:
         "cases": [c.key for c in selected],
         "seconds": round(elapsed, 1),
         "rows": environment.ROWS,
-        "statistic": "median per operation (bytes for memory)",
+        "statistic": (
+            "fastest of interleaved rounds per operation: bulk cases the minimum run, "
+            "per-call cases the minimum over rounds of each round's median "
+            "(bench/timing.py); memory: median bytes of the repeats"
+        ),
         "connections": "raw and fluxa share fluxa's pooled MySQL connection; Django has its own",
         "gc": "enabled (a full collection before every timed block/run)",
     }

@@ -1,10 +1,25 @@
-"""Measurement helpers: interleaved timings (medians) and tracemalloc differences.
+"""Measurement helpers: interleaved timings, the "fastest round" statistic, tracemalloc.
 
 Contenders alternate in short blocks (per-call cases) or run by run (bulk cases),
 so drift of the machine (other load, MySQL background work, CPU frequency, the
 vCPU the server thread lands on) hits all of them alike. Each sample is one
 operation timed with ``time.perf_counter_ns`` (or, for in-process operations far
-below a microsecond, the mean of a batch of them: ``batched``); results are medians.
+below a microsecond, the mean of a batch of them: ``batched``).
+
+The reported figure of a contender is ``fastest(samples)``: the fastest of its
+interleaved rounds (DESIGN.md: on a shared 2-core machine a median of a few runs
+swings by tens of percent, so ratios compare each side's fastest run).
+
+* bulk cases (``bulk``): one round is one run, so the figure is the minimum run;
+* per-call cases (``per_call``, ``batched``): one round is a block of ``calls``
+  calls (or ``batches`` batches) of one contender; the figure is the minimum over
+  rounds of each round's **median**. Not the minimum over single calls: a call of
+  ~100 µs has a noise floor (a lucky scheduling, a hot cache line) that a min over
+  thousands of calls would pick up, so the ratio would compare outliers, not the
+  typical call. The per-round median is a typical call in one quiet stretch of
+  the machine; the minimum over rounds picks the quietest stretch of each side.
+
+Medians over all samples stay in the JSON (``detail.ns.*.median``) for reference.
 """
 
 from __future__ import annotations
@@ -18,6 +33,35 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+class Samples(list[float]):
+    """Timings of one contender, in order, with the number of samples per round.
+
+    ``per_round`` consecutive samples were taken in one interleaved round (1 for
+    bulk cases: each run is its own round).
+    """
+
+    per_round: int
+
+    def __init__(self, per_round: int = 1) -> None:
+        super().__init__()
+        self.per_round = per_round
+
+    def rounds(self) -> list[list[float]]:
+        size = self.per_round
+        return [self[i : i + size] for i in range(0, len(self), size)]
+
+
+def fastest(values: Sequence[float]) -> float:
+    """The contender's figure: minimum over rounds of each round's median (see above).
+
+    For ``Samples`` of bulk runs (one sample per round) this is the minimum run. A
+    plain sequence counts as one sample per round (its minimum).
+    """
+    if isinstance(values, Samples) and values.per_round > 1:
+        return min(median(chunk) for chunk in values.rounds())
+    return float(min(values))
+
+
 def _rotated(names: list[str], by: int) -> list[str]:
     shift = by % len(names)
     return names[shift:] + names[:shift]
@@ -28,7 +72,7 @@ def per_call(
     calls: int,
     rounds: int,
     warmup: int,
-) -> dict[str, list[int]]:
+) -> dict[str, Samples]:
     """Nanoseconds of every call ``fn(i)`` for ``i`` in ``0..calls*rounds``, per contender.
 
     Each round runs every contender for ``calls`` calls in a row (order rotated per
@@ -37,7 +81,7 @@ def per_call(
     contender, as it would be if calls alternated one by one.
     """
     names = list(contenders)
-    samples: dict[str, list[int]] = {name: [] for name in names}
+    samples = {name: Samples(calls) for name in names}
     for name in names:
         fn = contenders[name]
         for i in range(warmup):
@@ -61,7 +105,7 @@ def batched(
     batches: int,
     rounds: int,
     warmup: int,
-) -> dict[str, list[float]]:
+) -> dict[str, Samples]:
     """Mean nanoseconds per call of batches of ``calls`` calls, per contender.
 
     For operations far below a microsecond, where timing every call would mostly
@@ -72,7 +116,7 @@ def batched(
     ``per_call`` does; ``i`` goes on counting up over rounds and batches.
     """
     names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    samples = {name: Samples(batches) for name in names}
     for name in names:
         contenders[name](0, warmup)
     clock = time.perf_counter_ns
@@ -100,12 +144,10 @@ class BulkContender(Protocol):
     def verify(self) -> None: ...
 
 
-def bulk(
-    contenders: Mapping[str, BulkContender], runs: int, warmup: int = 1
-) -> dict[str, list[int]]:
+def bulk(contenders: Mapping[str, BulkContender], runs: int, warmup: int = 1) -> dict[str, Samples]:
     """Nanoseconds of ``run()`` per contender, ``runs`` times each, interleaved."""
     names = list(contenders)
-    samples: dict[str, list[int]] = {name: [] for name in names}
+    samples = {name: Samples(1) for name in names}
     clock = time.perf_counter_ns
     for round_ in range(warmup + runs):
         for name in _rotated(names, round_):
@@ -126,10 +168,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
-    """Median, mean, 10th and 90th percentile and extremes (the mean shows GC pauses)."""
+    """Fastest round, median, mean, 10th and 90th percentile and extremes (the mean shows GC)."""
     ordered = sorted(values)
     last = len(ordered) - 1
     return {
+        "fastest": fastest(values),
         "median": median(ordered),
         "mean": statistics.fmean(ordered),
         "p10": float(ordered[last // 10]),

@@ -1,7 +1,10 @@
 """Render the generated package: one module per entity plus ``__init__``.
 
-Output is deterministic (entities sorted by name, members in column order) and
-needs no server: schemas come from the registry's definitions only.
+Output is deterministic (entities sorted by name, members in column order),
+formatted as ``ruff format`` and ``ruff check`` want it (see ``layout``), and
+needs no server: schemas come from the registry's definitions only. A module
+depends only on its own entity and the entities it references, never on the
+other entities of the registry or on its position among them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fluxa_django.codegen.fields import ColumnCode, column_code
+from fluxa_django.codegen.fields import ColumnCode, column_code, literal_type, value_type
+from fluxa_django.codegen.layout import (
+    LINE_LENGTH,
+    Brackets,
+    Expr,
+    assign,
+    call,
+    def_,
+    dict_,
+    flat,
+    import_block,
+    lay_out,
+    py_str,
+    py_value,
+    sort_names,
+    statement,
+    tuple_,
+)
 from fluxa_django.codegen.naming import snake
 from fluxa_django.schema import EntitySchema, FieldKind, IndexSchema
 from fluxa_django.schema.model import quote_name
@@ -37,9 +57,7 @@ def render_package(source: Engine | Registry) -> dict[str, str]:
     """File name -> source text of the whole generated package."""
     schemas = _schemas(source)
     by_name = {s.name: s for s in schemas}
-    files = {
-        f"{snake(s.name)}.py": render_entity(s, kind, by_name) for kind, s in enumerate(schemas)
-    }
+    files = {f"{snake(s.name)}.py": render_entity(s, by_name) for s in schemas}
     files["__init__.py"] = _render_init(schemas)
     return files
 
@@ -73,23 +91,26 @@ def generate(
 
 
 def _render_init(schemas: list[EntitySchema]) -> str:
+    imports: set[tuple[str, str]] = set()
+    names: list[str] = []
+    for schema in schemas:
+        module = f".{snake(schema.name)}"
+        imports |= {(module, schema.name), (module, f"{schema.name}Provider")}
+        names += [schema.name, f"{schema.name}Provider"]
+        for column in schema.columns:
+            if column.enum_class is not None:
+                imports.add((column.enum_class.__module__, column.enum_class.__name__))
+                names.append(column.enum_class.__name__)
+    exported = Brackets("[", tuple(py_str(n) for n in sort_names(names)), "]", display=True)
     lines = [
         HEADER,
         '"""Typed entities and providers generated from the entity definitions."""',
         "",
+        *import_block(imports),
+        "",
+        *assign(0, "__all__", exported),
+        "",
     ]
-    names: list[str] = []
-    enums: dict[str, str] = {}
-    for schema in schemas:
-        lines.append(f"from .{snake(schema.name)} import {schema.name}, {schema.name}Provider")
-        names += [schema.name, f"{schema.name}Provider"]
-        for column in schema.columns:
-            if column.enum_class is not None:
-                enums[column.enum_class.__name__] = column.enum_class.__module__
-    for enum_cls, module in sorted(enums.items()):
-        lines.append(f"from {module} import {enum_cls}")
-        names.append(enum_cls)
-    lines += ["", "__all__ = ["] + [f'    "{n}",' for n in sorted(names)] + ["]", ""]
     return "\n".join(lines)
 
 
@@ -97,157 +118,165 @@ def _enum_tables(schema: EntitySchema) -> list[str]:
     out: list[str] = []
     for column in schema.columns:
         upper = column.name.upper()
+        values = [py_str(v) for v in column.enum_values]
+        if column.kind is FieldKind.ENUM and column.enum_class is None:
+            out += assign(0, literal_type(column), Brackets("Literal[", tuple(values), "]"))
         if column.kind is FieldKind.ENUM:
-            values = ", ".join(repr(v) for v in column.enum_values)
-            out.append(f"_{upper}_VALUES: Final = frozenset(({values},))")
+            out += assign(0, f"_{upper}_VALUES: Final", call("frozenset", tuple_(values)))
         if column.kind is FieldKind.SET:
-            values = ", ".join(repr(v) for v in column.enum_values)
-            out.append(f"_{upper}_ORDER: Final = ({values},)")
+            out += assign(0, f"_{upper}_ORDER: Final", tuple_(values))
         if column.kind in (FieldKind.ENUM, FieldKind.SET) and column.enum_class is not None:
             cls = column.enum_class.__name__
-            pairs = ", ".join(f"{m.value!r}: {cls}.{m.name}" for m in column.enum_class)
-            out.append(f"_{upper}_MEMBERS: Final[dict[str, {cls}]] = {{{pairs}}}")
+            pairs = dict_((py_str(m.value), f"{cls}.{m.name}") for m in column.enum_class)
+            out += assign(0, f"_{upper}_MEMBERS: Final", pairs)
     return out
 
 
-def render_entity(schema: EntitySchema, kind: int, by_name: Mapping[str, EntitySchema]) -> str:
-    codes: list[ColumnCode] = [column_code(schema, c, dict(by_name)) for c in schema.columns[1:]]
+def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> str:
+    """The module of one entity: entity class, column references and provider singleton."""
+    targets = dict(by_name)
+    codes: list[ColumnCode] = [column_code(schema, c, targets) for c in schema.columns[1:]]
     columns = schema.columns
     name = schema.name
-    imports = {"typing:Final"}
-    type_imports: set[str] = set()
+    index_methods: list[str] = []
+    cached = [i for i in schema.indexes if i.cached]
+    for index in schema.indexes:
+        index_methods += _index_method(schema, index, cached.index(index) if index.cached else None)
+    members = [line for code in codes for line in code.members]
+    field_refs = [
+        (column.name, code.field_ref)
+        for column, code in zip(columns[1:], codes, strict=True)
+        if code.field_ref is not None
+    ]
+    # -- imports -------------------------------------------------------------------------
+    imports = {
+        ("__future__", "annotations"),
+        ("typing", "Final"),
+        ("fluxa_django.runtime.entity", "EntityBase"),
+        ("fluxa_django.runtime.provider", "ProviderBase"),
+        ("fluxa_django.runtime.query", "Column"),
+    }
+    type_imports: set[tuple[str, str]] = set()
     for code in codes:
-        for item in code.imports:
-            (type_imports if item.startswith("TYPE:") else imports).add(item)
-    uses_datetime = any(c.kind in (FieldKind.DATE, FieldKind.DATETIME) for c in columns)
-    uses_literal = any(c.kind is FieldKind.ENUM and c.enum_class is None for c in columns)
-    if uses_literal:
-        imports.add("typing:Literal")
-    if type_imports - {f"TYPE:{name}"}:
-        imports.add("typing:TYPE_CHECKING")
-    enum_imports = sorted(
-        {(c.enum_class.__module__, c.enum_class.__name__) for c in columns if c.enum_class}
+        imports |= code.imports
+        type_imports |= code.type_imports
+    if any(c.kind in (FieldKind.DATE, FieldKind.DATETIME) for c in columns):
+        imports.add(("datetime", ""))
+    if any(c.kind is FieldKind.ENUM and c.enum_class is None for c in columns):
+        imports.add(("typing", "Literal"))
+    if type_imports:
+        imports.add(("typing", "TYPE_CHECKING"))
+    imports |= {(c.enum_class.__module__, c.enum_class.__name__) for c in columns if c.enum_class}
+    if any("_v." in line for line in members if not line.lstrip().startswith("#")):
+        imports.add(("fluxa_django.runtime", "values as _v"))
+    for _, ref in field_refs:
+        imports.add(("fluxa_django.runtime.query", flat(ref).split("[")[0].split("(")[0]))
+    if index_methods:
+        imports.add(("fluxa_django.runtime.context", "Context"))
+        imports.add(("fluxa_django.runtime.query", "Condition"))
+    if any(not i.unique and set(i.columns) - {"fake_delete"} for i in schema.indexes):
+        imports.add(("fluxa_django.runtime.query", "Pager"))
+    description = (
+        f"typed entity and provider for table `{schema.table}` (pool {schema.mysql_pool!r})"
     )
-    lines = [
-        HEADER,
-        f'"""{name}: typed entity and provider for table `{schema.table}` (pool {schema.mysql_pool!r})."""',
-        "",
-    ]
-    lines.append("from __future__ import annotations")
-    lines.append("")
-    if uses_datetime:
-        lines.append("import datetime")
-    by_module: dict[str, list[str]] = {}
-    for item in sorted(imports):
-        module, _, symbol = item.partition(":")
-        by_module.setdefault(module, []).append(symbol)
-    for module in sorted(by_module):
-        lines.append(f"from {module} import {', '.join(sorted(by_module[module]))}")
-    lines.append("")
-    query_names = [
-        "Column",
-        "Condition",
-        "NullableColumn",
-        "NullableStrColumn",
-        "Pager",
-        "StrColumn",
-    ]
-    lines += [
-        "from fluxa_django.runtime import values as _v",
-        "from fluxa_django.runtime.context import Context",
-        "from fluxa_django.runtime.entity import EntityBase",
-        "from fluxa_django.runtime.provider import ProviderBase",
-        f"from fluxa_django.runtime.query import {', '.join(query_names)}",
-    ]
-    for module, symbol in enum_imports:
-        lines.append(f"from {module} import {symbol}")
-    targets = sorted(t.removeprefix("TYPE:") for t in type_imports if t != f"TYPE:{name}")
-    if targets:
-        lines += ["", "if TYPE_CHECKING:"]
-        for target in targets:
-            lines.append(f"    from .{snake(target)} import {target}")
-    lines += ["", ""]
+    lines = [HEADER, f'"""{name}: {description}."""', "", *import_block(imports)]
+    if type_imports:
+        lines += ["", "if TYPE_CHECKING:", *import_block(type_imports, indent=1)]
     tables = _enum_tables(schema)
+    # isort: one blank line between the imports and a constant, two before a class
+    lines += ["", ""] if type_imports or not tables else [""]
     if tables:
         lines += [*tables, "", ""]
-    # -- entity ------------------------------------------------------------------------
+    # -- entity --------------------------------------------------------------------------
     lines += [
         f"class {name}(EntityBase):",
         f'    """A row of `{schema.table}`. Setters validate at once; ``ctx.flush()`` writes."""',
         "",
+        "    __slots__ = ()",
+        "",
+        *members,
     ]
-    lines += ["    __slots__ = ()", ""]
-    for code in codes:
-        lines += code.members
     while lines[-1] == "":
         lines.pop()
     lines += ["", ""]
-    # -- fields ------------------------------------------------------------------------
+    # -- fields --------------------------------------------------------------------------
     lines += [
         f"class _{name}Fields:",
         f'    """Typed column references of {name} for ``Query().filter(...)``."""',
         "",
+        "    __slots__ = ()",
+        "",
+        '    id: Final = Column[int]("id")',
     ]
-    lines += ["    __slots__ = ()", "", '    id: Final = Column[int]("id")']
-    for column, code in zip(columns[1:], codes, strict=True):
-        if code.field_ref is not None:
-            lines.append(f"    {column.name}: Final = {code.field_ref}")
+    for column_name, ref in field_refs:
+        lines += _field_reference(column_name, ref)
     lines += ["", ""]
-    # -- provider ----------------------------------------------------------------------
+    # -- provider ------------------------------------------------------------------------
     cols = ",".join(quote_name(c.name) for c in columns)
     table = quote_name(schema.table)
     fd = schema.column("fake_delete").position if schema.fake_delete else None
-    created = _datetime_index(schema, "created_at")
-    updated = _datetime_index(schema, "updated_at")
     required = tuple(
         (c.position, c.name) for c in columns if c.kind is FieldKind.REFERENCE and not c.nullable
     )
     id_width = schema.id_column.int_width
     assert id_width is not None
-    defaults = ", ".join(["0", *(code.default for code in codes)])
-    attributes = ", ".join(repr(a) for a in ["id", *(code.attribute for code in codes)])
+    attributes = {
+        "entity_class": name,
+        "entity_name": py_str(name),
+        "table": py_str(schema.table),
+        "mysql_pool": py_str(schema.mysql_pool),
+        "id_pool": py_str(schema.redis_cache or "default"),
+        "kind": py_str(name),
+        "id_max": str(id_width.max),
+        "select_sql": py_str(f"SELECT {cols} FROM {table}"),
+        "count_sql": py_str(f"SELECT COUNT(*) FROM {table}"),
+        "select_ids_sql": py_str(f"SELECT `id` FROM {table}"),
+        "by_id_sql": py_str(f"SELECT {cols} FROM {table} WHERE `id` = %s"),
+        "insert_sql": py_str(f"INSERT INTO {table} ({cols}) VALUES "),
+        "insert_row_sql": py_str(f"({','.join(['%s'] * len(columns))})"),
+        "update_columns": tuple_(py_str(f"{quote_name(c.name)}=%s") for c in columns),
+        "attribute_names": py_value(("id", *(code.attribute for code in codes))),
+        "fake_delete_sql": py_value("`fake_delete`" if fd is not None else None),
+        "fake_delete_index": py_value(fd),
+        "created_at_index": py_value(_datetime_index(schema, "created_at")),
+        "updated_at_index": py_value(_datetime_index(schema, "updated_at")),
+        "required_references": py_value(required),
+        "default_row": tuple_(["0", *(code.default for code in codes)]),
+        **_cache_attributes(schema),
+        "fields: Final": f"_{name}Fields()",
+    }
     lines += [
-        f"class _{name}Provider(ProviderBase[{name}]):",
+        *lay_out(Brackets(f"class _{name}Provider(", (f"ProviderBase[{name}]",), "):"), 0),
         f'    """Reads, searches and creates {name} entities (use the ``{name}Provider`` singleton)."""',
         "",
-        f"    entity_class = {name}",
-        f"    entity_name = {name!r}",
-        f"    table = {schema.table!r}",
-        f"    mysql_pool = {schema.mysql_pool!r}",
-        f"    id_pool = {(schema.redis_cache or 'default')!r}",
-        f"    kind = {kind}",
-        f"    id_max = {id_width.max}",
-        f'    select_sql = "SELECT {cols} FROM {table}"',
-        f'    count_sql = "SELECT COUNT(*) FROM {table}"',
-        f'    select_ids_sql = "SELECT `id` FROM {table}"',
-        f'    by_id_sql = "SELECT {cols} FROM {table} WHERE `id` = %s"',
-        f'    insert_sql = "INSERT INTO {table} ({cols}) VALUES "',
-        f'    insert_row_sql = "({",".join(["%s"] * len(columns))})"',
-        f"    update_columns = ({''.join(repr(quote_name(c.name) + '=%s') + ', ' for c in columns).rstrip(', ')},)",
-        f"    attribute_names = ({attributes},)",
-        f"    fake_delete_sql = {('`fake_delete`' if fd is not None else None)!r}",
-        f"    fake_delete_index = {fd!r}",
-        f"    created_at_index = {created!r}",
-        f"    updated_at_index = {updated!r}",
-        f"    required_references = {required!r}",
-        f"    default_row = ({defaults},)",
-        *_cache_attributes(schema),
-        f"    fields: Final = _{name}Fields()",
     ]
-    cached = [i for i in schema.indexes if i.cached]
-    for index in schema.indexes:
-        lines += _index_method(schema, index, cached.index(index) if index.cached else None)
+    for target, value in attributes.items():
+        lines += assign(1, target, value)
     lines += [
+        *index_methods,
         "",
         "",
-        f"{name}Provider: Final = _{name}Provider()",
-        f"{name}._provider = {name}Provider",
+        *assign(0, f"{name}Provider: Final", f"_{name}Provider()"),
+        *assign(0, f"{name}._provider", f"{name}Provider"),
         "",
     ]
     return "\n".join(lines)
 
 
-def _cache_attributes(schema: EntitySchema) -> list[str]:
+def _field_reference(column_name: str, ref: Expr) -> list[str]:
+    """``name: Final = Column[T]("name")``; when even ``... = Column[T](`` overflows, ruff
+    splits the type subscript (the first bracket) rather than wrap the whole call."""
+    target = f"    {column_name}: Final = "
+    if isinstance(ref, str) or "[" not in ref.head or len(target + flat(ref)) <= LINE_LENGTH:
+        return assign(1, f"{column_name}: Final", ref)
+    if len(target + ref.head) <= LINE_LENGTH:
+        return assign(1, f"{column_name}: Final", ref)
+    cls, _, type_ = ref.head.removesuffix("](").partition("[")
+    args = ", ".join(flat(item) for item in ref.items)
+    return [f"{target}{cls}[", f"        {type_}", f"    ]({args})"]
+
+
+def _cache_attributes(schema: EntitySchema) -> dict[str, Expr]:
     """The provider attributes of the cache tiers (only for entities that use them)."""
     cached_uniques = []
     for index in schema.indexes:
@@ -256,16 +285,16 @@ def _cache_attributes(schema: EntitySchema) -> list[str]:
             positions = tuple(schema.column(c).position for c in columns)
             cached_uniques.append((index.name, positions, columns))
     if not (schema.redis_cache or schema.local_cache or cached_uniques):
-        return []
+        return {}
     definition = "\n".join([schema.table, *(c.ddl for c in schema.columns)])
     stamp = hashlib.sha256(definition.encode()).hexdigest()[:12]
-    return [
-        f"    row_cache = {schema.redis_cache is not None!r}",
-        f"    local_pool = {schema.local_cache!r}",
-        f"    cached = {bool(schema.redis_cache or schema.local_cache)!r}",
-        f"    cache_stamp = {stamp!r}",
-        f"    cached_uniques = {tuple(cached_uniques)!r}",
-    ]
+    return {
+        "row_cache": py_value(schema.redis_cache is not None),
+        "local_pool": py_value(schema.local_cache),
+        "cached": py_value(bool(schema.redis_cache or schema.local_cache)),
+        "cache_stamp": py_str(stamp),
+        "cached_uniques": py_value(tuple(cached_uniques)),
+    }
 
 
 def _datetime_index(schema: EntitySchema, field: str) -> int | None:
@@ -276,8 +305,6 @@ def _datetime_index(schema: EntitySchema, field: str) -> int | None:
 
 
 def _param_type(schema: EntitySchema, column_name: str) -> str:
-    from fluxa_django.codegen.fields import value_type
-
     column = schema.column(column_name)
     if column.kind is FieldKind.REFERENCE:
         return "int"
@@ -285,41 +312,43 @@ def _param_type(schema: EntitySchema, column_name: str) -> str:
 
 
 def _index_method(schema: EntitySchema, index: IndexSchema, cached: int | None) -> list[str]:
+    """The provider method of one index (``get_by_index_x`` / ``get_by_unique_index_x``)."""
     columns = [c for c in index.columns if c != "fake_delete"]
     if not columns:
         return []
     name = schema.name
-    params = ", ".join(f"{c}: {_param_type(schema, c)}" for c in columns)
-    conds = []
+    params = ["self", "ctx: Context", *(f"{c}: {_param_type(schema, c)}" for c in columns)]
+    listed = ", ".join(columns)
+    body: list[str] = []
+    conditions: list[Expr] = []
     for c in columns:
-        column = schema.column(c)
-        if column.nullable:
-            conds.append(
-                f'Condition("`{c}` IS NULL", ()) if {c} is None else Condition("`{c}` = ?", ({c},), {c!r}, {c})'
-            )
+        equal = call("Condition", py_str(f"`{c}` = ?"), tuple_([c]), py_str(c), c)
+        if schema.column(c).nullable:
+            is_null = call("Condition", py_str(f"`{c}` IS NULL"), "()")
+            body += [
+                f"        if {c} is None:",
+                *assign(3, f"{c}_condition", is_null),
+                "        else:",
+                *assign(3, f"{c}_condition", equal),
+            ]
+            conditions.append(f"{c}_condition")
         else:
-            conds.append(f'Condition("`{c}` = ?", ({c},), {c!r}, {c})')
+            conditions.append(equal)
     method = snake(index.name)
-    lines = [""]
     if index.unique and cached is not None:
-        lines += [
-            f"    def get_by_unique_index_{method}(self, ctx: Context, {params}) -> {name} | None:",
-            f'        """The {name} whose ({", ".join(columns)}) match, or ``None`` (cached in Redis)."""',
-            f"        return self._by_unique(ctx, {cached}, ({', '.join(columns)},), ({', '.join(conds)},))",
-        ]
+        signature = def_(1, f"get_by_unique_index_{method}", params, f"{name} | None")
+        doc = f"The {name} whose ({listed}) match, or ``None`` (cached in Redis)."
+        found = call("self._by_unique", "ctx", str(cached), tuple_(columns), tuple_(conditions))
+        body += statement(2, "return ", found)
     elif index.unique:
-        lines += [
-            f"    def get_by_unique_index_{method}(self, ctx: Context, {params}) -> {name} | None:",
-            f'        """The {name} whose ({", ".join(columns)}) match, or ``None``."""',
-            f"        found = self._by_columns(ctx, ({', '.join(conds)},), None, True)",
-            "        return found[0] if found else None",
-        ]
+        signature = def_(1, f"get_by_unique_index_{method}", params, f"{name} | None")
+        doc = f"The {name} whose ({listed}) match, or ``None``."
+        found = call("self._by_columns", "ctx", tuple_(conditions), "None", "True")
+        body += [*assign(2, "found", found), "        return found[0] if found else None"]
     else:
-        lines += [
-            f"    def get_by_index_{method}(",
-            f"        self, ctx: Context, {params}, pager: Pager | None = None",
-            f"    ) -> list[{name}]:",
-            f'        """{name} entities whose ({", ".join(columns)}) match, in id order."""',
-            f"        return self._by_columns(ctx, ({', '.join(conds)},), pager, False)",
-        ]
-    return lines
+        params.append("pager: Pager | None = None")
+        signature = def_(1, f"get_by_index_{method}", params, f"list[{name}]")
+        doc = f"{name} entities whose ({listed}) match, in id order."
+        found = call("self._by_columns", "ctx", tuple_(conditions), "pager", "False")
+        body += statement(2, "return ", found)
+    return ["", *signature, f'        """{doc}"""', *body]

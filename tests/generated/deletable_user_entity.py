@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Final
 
 from fluxa_django.runtime import values as _v
-from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
+from fluxa_django.runtime.query import Column, StrColumn
 
 
 class DeletableUserEntity(EntityBase):
@@ -25,7 +24,7 @@ class DeletableUserEntity(EntityBase):
     @name.setter
     def name(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'DeletableUserEntity.name')
+            value = _v.check_str(value, 255, "DeletableUserEntity.name")
         self._set(1, value)
 
     @property
@@ -36,7 +35,7 @@ class DeletableUserEntity(EntityBase):
     @email.setter
     def email(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'DeletableUserEntity.email')
+            value = _v.check_str(value, 255, "DeletableUserEntity.email")
         self._set(2, value)
 
     @property
@@ -54,34 +53,36 @@ class _DeletableUserEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    name: Final = StrColumn('name')
-    email: Final = StrColumn('email')
+    name: Final = StrColumn("name")
+    email: Final = StrColumn("email")
 
 
 class _DeletableUserEntityProvider(ProviderBase[DeletableUserEntity]):
     """Reads, searches and creates DeletableUserEntity entities (use the ``DeletableUserEntityProvider`` singleton)."""
 
     entity_class = DeletableUserEntity
-    entity_name = 'DeletableUserEntity'
-    table = 'DeletableUserEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 1
+    entity_name = "DeletableUserEntity"
+    table = "DeletableUserEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "DeletableUserEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`fake_delete` FROM `DeletableUserEntity`"
     count_sql = "SELECT COUNT(*) FROM `DeletableUserEntity`"
     select_ids_sql = "SELECT `id` FROM `DeletableUserEntity`"
-    by_id_sql = "SELECT `id`,`name`,`email`,`fake_delete` FROM `DeletableUserEntity` WHERE `id` = %s"
+    by_id_sql = (
+        "SELECT `id`,`name`,`email`,`fake_delete` FROM `DeletableUserEntity` WHERE `id` = %s"
+    )
     insert_sql = "INSERT INTO `DeletableUserEntity` (`id`,`name`,`email`,`fake_delete`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`name`=%s', '`email`=%s', '`fake_delete`=%s',)
-    attribute_names = ('id', 'name', 'email', 'fake_delete',)
-    fake_delete_sql = '`fake_delete`'
+    update_columns = ("`id`=%s", "`name`=%s", "`email`=%s", "`fake_delete`=%s")
+    attribute_names = ("id", "name", "email", "fake_delete")
+    fake_delete_sql = "`fake_delete`"
     fake_delete_index = 3
     created_at_index = None
     updated_at_index = None
     required_references = ()
-    default_row = (0, '', '', 0,)
+    default_row = (0, "", "", 0)
     fields: Final = _DeletableUserEntityFields()
 
 

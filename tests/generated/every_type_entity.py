@@ -6,30 +6,47 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Final, Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
-from tests.entities import Status
-from tests.entities import Tag
+from fluxa_django.runtime.query import (
+    Column,
+    Condition,
+    NullableColumn,
+    NullableStrColumn,
+    Pager,
+    StrColumn,
+)
+from tests.entities import Status, Tag
+
+from . import category_entity as _category_entity
 
 if TYPE_CHECKING:
     from .category_entity import CategoryEntity
 
 
-_STATUS_VALUES: Final = frozenset(('draft', 'active', 'archived',))
-_STATUS_MEMBERS: Final[dict[str, Status]] = {'draft': Status.DRAFT, 'active': Status.ACTIVE, 'archived': Status.ARCHIVED}
-_N_STATUS_VALUES: Final = frozenset(('draft', 'active', 'archived',))
-_N_STATUS_MEMBERS: Final[dict[str, Status]] = {'draft': Status.DRAFT, 'active': Status.ACTIVE, 'archived': Status.ARCHIVED}
-_COLOR_VALUES: Final = frozenset(('red', 'green',))
-_TAGS_ORDER: Final = ('new', 'sale',)
-_TAGS_MEMBERS: Final[dict[str, Tag]] = {'new': Tag.NEW, 'sale': Tag.SALE}
-_N_TAGS_ORDER: Final = ('new', 'sale',)
-_N_TAGS_MEMBERS: Final[dict[str, Tag]] = {'new': Tag.NEW, 'sale': Tag.SALE}
-_SIZES_ORDER: Final = ('s', 'm', 'l',)
+_STATUS_VALUES: Final = frozenset(("draft", "active", "archived"))
+_STATUS_MEMBERS: Final = {
+    "draft": Status.DRAFT,
+    "active": Status.ACTIVE,
+    "archived": Status.ARCHIVED,
+}
+_N_STATUS_VALUES: Final = frozenset(("draft", "active", "archived"))
+_N_STATUS_MEMBERS: Final = {
+    "draft": Status.DRAFT,
+    "active": Status.ACTIVE,
+    "archived": Status.ARCHIVED,
+}
+_ColorValue = Literal["red", "green"]
+_COLOR_VALUES: Final = frozenset(("red", "green"))
+_TAGS_ORDER: Final = ("new", "sale")
+_TAGS_MEMBERS: Final = {"new": Tag.NEW, "sale": Tag.SALE}
+_N_TAGS_ORDER: Final = ("new", "sale")
+_N_TAGS_MEMBERS: Final = {"new": Tag.NEW, "sale": Tag.SALE}
+_SIZES_ORDER: Final = ("s", "m", "l")
 
 
 class EveryTypeEntity(EntityBase):
@@ -45,7 +62,7 @@ class EveryTypeEntity(EntityBase):
     @u8.setter
     def u8(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 255:
-            value = _v.check_int(value, 0, 255, 'EveryTypeEntity.u8')
+            value = _v.check_int(value, 0, 255, "EveryTypeEntity.u8")
         self._set(1, value)
 
     @property
@@ -56,7 +73,7 @@ class EveryTypeEntity(EntityBase):
     @u16.setter
     def u16(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 65535:
-            value = _v.check_int(value, 0, 65535, 'EveryTypeEntity.u16')
+            value = _v.check_int(value, 0, 65535, "EveryTypeEntity.u16")
         self._set(2, value)
 
     @property
@@ -67,7 +84,7 @@ class EveryTypeEntity(EntityBase):
     @u32.setter
     def u32(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 4294967295:
-            value = _v.check_int(value, 0, 4294967295, 'EveryTypeEntity.u32')
+            value = _v.check_int(value, 0, 4294967295, "EveryTypeEntity.u32")
         self._set(3, value)
 
     @property
@@ -78,7 +95,7 @@ class EveryTypeEntity(EntityBase):
     @u32m.setter
     def u32m(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 16777215:
-            value = _v.check_int(value, 0, 16777215, 'EveryTypeEntity.u32m')
+            value = _v.check_int(value, 0, 16777215, "EveryTypeEntity.u32m")
         self._set(4, value)
 
     @property
@@ -89,7 +106,7 @@ class EveryTypeEntity(EntityBase):
     @u64.setter
     def u64(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 18446744073709551615:
-            value = _v.check_int(value, 0, 18446744073709551615, 'EveryTypeEntity.u64')
+            value = _v.check_int(value, 0, 18446744073709551615, "EveryTypeEntity.u64")
         self._set(5, value)
 
     @property
@@ -100,7 +117,7 @@ class EveryTypeEntity(EntityBase):
     @i8.setter
     def i8(self, value: int) -> None:
         if type(value) is not int or not -128 <= value <= 127:
-            value = _v.check_int(value, -128, 127, 'EveryTypeEntity.i8')
+            value = _v.check_int(value, -128, 127, "EveryTypeEntity.i8")
         self._set(6, value)
 
     @property
@@ -111,7 +128,7 @@ class EveryTypeEntity(EntityBase):
     @i16.setter
     def i16(self, value: int) -> None:
         if type(value) is not int or not -32768 <= value <= 32767:
-            value = _v.check_int(value, -32768, 32767, 'EveryTypeEntity.i16')
+            value = _v.check_int(value, -32768, 32767, "EveryTypeEntity.i16")
         self._set(7, value)
 
     @property
@@ -122,7 +139,7 @@ class EveryTypeEntity(EntityBase):
     @i32.setter
     def i32(self, value: int) -> None:
         if type(value) is not int or not -2147483648 <= value <= 2147483647:
-            value = _v.check_int(value, -2147483648, 2147483647, 'EveryTypeEntity.i32')
+            value = _v.check_int(value, -2147483648, 2147483647, "EveryTypeEntity.i32")
         self._set(8, value)
 
     @property
@@ -133,7 +150,7 @@ class EveryTypeEntity(EntityBase):
     @i32m.setter
     def i32m(self, value: int) -> None:
         if type(value) is not int or not -8388608 <= value <= 8388607:
-            value = _v.check_int(value, -8388608, 8388607, 'EveryTypeEntity.i32m')
+            value = _v.check_int(value, -8388608, 8388607, "EveryTypeEntity.i32m")
         self._set(9, value)
 
     @property
@@ -144,7 +161,9 @@ class EveryTypeEntity(EntityBase):
     @i64.setter
     def i64(self, value: int) -> None:
         if type(value) is not int or not -9223372036854775808 <= value <= 9223372036854775807:
-            value = _v.check_int(value, -9223372036854775808, 9223372036854775807, 'EveryTypeEntity.i64')
+            value = _v.check_int(
+                value, -9223372036854775808, 9223372036854775807, "EveryTypeEntity.i64"
+            )
         self._set(10, value)
 
     @property
@@ -155,7 +174,9 @@ class EveryTypeEntity(EntityBase):
     @plain_int.setter
     def plain_int(self, value: int) -> None:
         if type(value) is not int or not -9223372036854775808 <= value <= 9223372036854775807:
-            value = _v.check_int(value, -9223372036854775808, 9223372036854775807, 'EveryTypeEntity.plain_int')
+            value = _v.check_int(
+                value, -9223372036854775808, 9223372036854775807, "EveryTypeEntity.plain_int"
+            )
         self._set(11, value)
 
     @property
@@ -169,7 +190,7 @@ class EveryTypeEntity(EntityBase):
             self._set(12, None)
             return
         if type(value) is not int or not 0 <= value <= 255:
-            value = _v.check_int(value, 0, 255, 'EveryTypeEntity.n_u8')
+            value = _v.check_int(value, 0, 255, "EveryTypeEntity.n_u8")
         self._set(12, value)
 
     @property
@@ -183,7 +204,9 @@ class EveryTypeEntity(EntityBase):
             self._set(13, None)
             return
         if type(value) is not int or not -9223372036854775808 <= value <= 9223372036854775807:
-            value = _v.check_int(value, -9223372036854775808, 9223372036854775807, 'EveryTypeEntity.n_i64')
+            value = _v.check_int(
+                value, -9223372036854775808, 9223372036854775807, "EveryTypeEntity.n_i64"
+            )
         self._set(13, value)
 
     @property
@@ -192,19 +215,21 @@ class EveryTypeEntity(EntityBase):
 
     @flag.setter
     def flag(self, value: bool) -> None:
-        self._set(14, _v.check_bool(value, 'EveryTypeEntity.flag'))
+        self._set(14, _v.check_bool(value, "EveryTypeEntity.flag"))
 
     @property
     def n_flag(self) -> bool | None:
         value = self._row[15]
-        return None if value is None else bool(value)
+        if value is None:
+            return None
+        return bool(value)
 
     @n_flag.setter
     def n_flag(self, value: bool | None) -> None:
         if value is None:
             self._set(15, None)
             return
-        self._set(15, _v.check_bool(value, 'EveryTypeEntity.n_flag'))
+        self._set(15, _v.check_bool(value, "EveryTypeEntity.n_flag"))
 
     @property
     def ratio(self) -> float:
@@ -213,7 +238,7 @@ class EveryTypeEntity(EntityBase):
 
     @ratio.setter
     def ratio(self, value: float) -> None:
-        self._set(16, _v.check_float(value, None, False, 'EveryTypeEntity.ratio'))
+        self._set(16, _v.check_float(value, None, False, "EveryTypeEntity.ratio"))
 
     @property
     def n_ratio(self) -> float | None:
@@ -225,7 +250,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(17, None)
             return
-        self._set(17, _v.check_float(value, None, False, 'EveryTypeEntity.n_ratio'))
+        self._set(17, _v.check_float(value, None, False, "EveryTypeEntity.n_ratio"))
 
     @property
     def money(self) -> float:
@@ -233,7 +258,7 @@ class EveryTypeEntity(EntityBase):
 
     @money.setter
     def money(self, value: float) -> None:
-        self._set(18, _v.to_decimal(value, 12, 3, True, 'EveryTypeEntity.money'))
+        self._set(18, _v.to_decimal(value, 12, 3, True, "EveryTypeEntity.money"))
 
     @property
     def rounded(self) -> float:
@@ -242,7 +267,7 @@ class EveryTypeEntity(EntityBase):
 
     @rounded.setter
     def rounded(self, value: float) -> None:
-        self._set(19, _v.check_float(value, 2, False, 'EveryTypeEntity.rounded'))
+        self._set(19, _v.check_float(value, 2, False, "EveryTypeEntity.rounded"))
 
     @property
     def positive(self) -> float:
@@ -251,7 +276,7 @@ class EveryTypeEntity(EntityBase):
 
     @positive.setter
     def positive(self, value: float) -> None:
-        self._set(20, _v.check_float(value, None, True, 'EveryTypeEntity.positive'))
+        self._set(20, _v.check_float(value, None, True, "EveryTypeEntity.positive"))
 
     @property
     def text(self) -> str:
@@ -261,7 +286,7 @@ class EveryTypeEntity(EntityBase):
     @text.setter
     def text(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'EveryTypeEntity.text')
+            value = _v.check_str(value, 255, "EveryTypeEntity.text")
         self._set(21, value)
 
     @property
@@ -275,7 +300,7 @@ class EveryTypeEntity(EntityBase):
             self._set(22, None)
             return
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'EveryTypeEntity.n_text')
+            value = _v.check_str(value, 255, "EveryTypeEntity.n_text")
         self._set(22, value)
 
     @property
@@ -286,7 +311,7 @@ class EveryTypeEntity(EntityBase):
     @short.setter
     def short(self, value: str) -> None:
         if type(value) is not str or len(value) > 20:
-            value = _v.check_str(value, 20, 'EveryTypeEntity.short')
+            value = _v.check_str(value, 20, "EveryTypeEntity.short")
         self._set(23, value)
 
     @property
@@ -297,7 +322,7 @@ class EveryTypeEntity(EntityBase):
     @long_text.setter
     def long_text(self, value: str) -> None:
         if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, 'EveryTypeEntity.long_text')
+            value = _v.check_str(value, 16777215, "EveryTypeEntity.long_text")
         self._set(24, value)
 
     @property
@@ -311,7 +336,7 @@ class EveryTypeEntity(EntityBase):
             self._set(25, None)
             return
         if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, 'EveryTypeEntity.n_long_text')
+            value = _v.check_str(value, 16777215, "EveryTypeEntity.n_long_text")
         self._set(25, value)
 
     @property
@@ -321,7 +346,7 @@ class EveryTypeEntity(EntityBase):
 
     @data.setter
     def data(self, value: bytes) -> None:
-        self._set(26, _v.check_bytes(value, 65535, 'EveryTypeEntity.data'))
+        self._set(26, _v.check_bytes(value, 65535, "EveryTypeEntity.data"))
 
     @property
     def n_data(self) -> bytes | None:
@@ -333,7 +358,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(27, None)
             return
-        self._set(27, _v.check_bytes(value, 65535, 'EveryTypeEntity.n_data'))
+        self._set(27, _v.check_bytes(value, 65535, "EveryTypeEntity.n_data"))
 
     @property
     def medium_data(self) -> bytes | None:
@@ -345,7 +370,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(28, None)
             return
-        self._set(28, _v.check_bytes(value, 16777215, 'EveryTypeEntity.medium_data'))
+        self._set(28, _v.check_bytes(value, 16777215, "EveryTypeEntity.medium_data"))
 
     @property
     def long_data(self) -> bytes | None:
@@ -357,7 +382,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(29, None)
             return
-        self._set(29, _v.check_bytes(value, 4294967295, 'EveryTypeEntity.long_data'))
+        self._set(29, _v.check_bytes(value, 4294967295, "EveryTypeEntity.long_data"))
 
     @property
     def day(self) -> datetime.date:
@@ -366,7 +391,7 @@ class EveryTypeEntity(EntityBase):
 
     @day.setter
     def day(self, value: datetime.date) -> None:
-        self._set(30, _v.check_date(value, 'EveryTypeEntity.day'))
+        self._set(30, _v.check_date(value, "EveryTypeEntity.day"))
 
     @property
     def n_day(self) -> datetime.date | None:
@@ -378,7 +403,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(31, None)
             return
-        self._set(31, _v.check_date(value, 'EveryTypeEntity.n_day'))
+        self._set(31, _v.check_date(value, "EveryTypeEntity.n_day"))
 
     @property
     def moment(self) -> datetime.datetime:
@@ -387,7 +412,7 @@ class EveryTypeEntity(EntityBase):
 
     @moment.setter
     def moment(self, value: datetime.datetime) -> None:
-        self._set(32, _v.check_datetime(value, 'EveryTypeEntity.moment'))
+        self._set(32, _v.check_datetime(value, "EveryTypeEntity.moment"))
 
     @property
     def n_moment(self) -> datetime.datetime | None:
@@ -399,7 +424,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(33, None)
             return
-        self._set(33, _v.check_datetime(value, 'EveryTypeEntity.n_moment'))
+        self._set(33, _v.check_datetime(value, "EveryTypeEntity.n_moment"))
 
     # status: draft, active, archived
     @property
@@ -408,63 +433,68 @@ class EveryTypeEntity(EntityBase):
 
     @status.setter
     def status(self, value: Status) -> None:
-        self._set(34, _v.to_enum_value(value, _STATUS_VALUES, 'EveryTypeEntity.status'))
+        self._set(34, _v.to_enum_value(value, _STATUS_VALUES, "EveryTypeEntity.status"))
 
     # n_status: draft, active, archived
     @property
     def n_status(self) -> Status | None:
         value = self._row[35]
-        return None if value is None else _N_STATUS_MEMBERS[value]
+        if value is None:
+            return None
+        return _N_STATUS_MEMBERS[value]
 
     @n_status.setter
     def n_status(self, value: Status | None) -> None:
         if value is None:
             self._set(35, None)
             return
-        self._set(35, _v.to_enum_value(value, _N_STATUS_VALUES, 'EveryTypeEntity.n_status'))
+        self._set(35, _v.to_enum_value(value, _N_STATUS_VALUES, "EveryTypeEntity.n_status"))
 
     # color: red, green
     @property
-    def color(self) -> Literal['red', 'green']:
-        value: Literal['red', 'green'] = self._row[36]
+    def color(self) -> _ColorValue:
+        value: _ColorValue = self._row[36]
         return value
 
     @color.setter
-    def color(self, value: Literal['red', 'green']) -> None:
-        self._set(36, _v.to_enum_value(value, _COLOR_VALUES, 'EveryTypeEntity.color'))
+    def color(self, value: _ColorValue) -> None:
+        self._set(36, _v.to_enum_value(value, _COLOR_VALUES, "EveryTypeEntity.color"))
 
     @property
     def tags(self) -> set[Tag]:
-        value = self._row[37]
-        return _v.from_set_value(value, _TAGS_MEMBERS)
+        return _v.from_set_value(self._row[37], _TAGS_MEMBERS)
 
     @tags.setter
     def tags(self, value: Iterable[Tag]) -> None:
-        self._set(37, _v.to_set_value(value, _TAGS_ORDER, 'EveryTypeEntity.tags'))
+        self._set(37, _v.to_set_value(value, _TAGS_ORDER, "EveryTypeEntity.tags"))
 
     @property
     def n_tags(self) -> set[Tag] | None:
         value = self._row[38]
-        return None if value is None else _v.from_set_value(value, _N_TAGS_MEMBERS)
+        if value is None:
+            return None
+        return _v.from_set_value(value, _N_TAGS_MEMBERS)
 
     @n_tags.setter
     def n_tags(self, value: Iterable[Tag] | None) -> None:
         if value is None:
             self._set(38, None)
             return
-        self._set(38, _v.to_set_value(value, _N_TAGS_ORDER, 'EveryTypeEntity.n_tags'))
+        self._set(38, _v.to_set_value(value, _N_TAGS_ORDER, "EveryTypeEntity.n_tags"))
 
     @property
     def sizes(self) -> set[str] | None:
         value = self._row[39]
-        return None if value is None else _v.from_set_text(value)
+        if value is None:
+            return None
+        return _v.from_set_text(value)
 
     @sizes.setter
     def sizes(self, value: Iterable[str] | None) -> None:
         if value is None:
             self._set(39, None)
             return
-        self._set(39, _v.to_set_value(value, _SIZES_ORDER, 'EveryTypeEntity.sizes'))
+        self._set(39, _v.to_set_value(value, _SIZES_ORDER, "EveryTypeEntity.sizes"))
 
     @property
     def category_id(self) -> int | None:
@@ -476,7 +506,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(40, 0)
             return
-        self._set(40, _v.check_reference(value, 65535, 'EveryTypeEntity.category'))
+        self._set(40, _v.check_reference(value, 65535, "EveryTypeEntity.category"))
 
     @property
     def category(self) -> CategoryEntity | None:
@@ -484,9 +514,7 @@ class EveryTypeEntity(EntityBase):
         value = self._row[40]
         if not value:
             return None
-        from .category_entity import CategoryEntityProvider
-
-        return CategoryEntityProvider.get_by_id(self._ctx, value)
+        return _category_entity.CategoryEntityProvider.get_by_id(self._ctx, value)
 
     @category.setter
     def category(self, value: CategoryEntity | None) -> None:
@@ -502,7 +530,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(41, None)
             return
-        self._set(41, _v.check_reference(value, 65535, 'EveryTypeEntity.n_category'))
+        self._set(41, _v.check_reference(value, 65535, "EveryTypeEntity.n_category"))
 
     @property
     def n_category(self) -> CategoryEntity | None:
@@ -510,9 +538,7 @@ class EveryTypeEntity(EntityBase):
         value = self._row[41]
         if not value:
             return None
-        from .category_entity import CategoryEntityProvider
-
-        return CategoryEntityProvider.get_by_id(self._ctx, value)
+        return _category_entity.CategoryEntityProvider.get_by_id(self._ctx, value)
 
     @n_category.setter
     def n_category(self, value: CategoryEntity | None) -> None:
@@ -524,31 +550,33 @@ class EveryTypeEntity(EntityBase):
 
     @categories_ids.setter
     def categories_ids(self, value: Iterable[int]) -> None:
-        self._set(42, _v.to_ids_json(value, 65535, 'EveryTypeEntity.categories', ''))
+        self._set(42, _v.to_ids_json(value, 65535, "EveryTypeEntity.categories", ""))
 
     def load_categories(self) -> list[CategoryEntity]:
         """The referenced CategoryEntity entities, loaded through the caches."""
-        from .category_entity import CategoryEntityProvider
-
-        return CategoryEntityProvider.get_by_ids(self._ctx, self.categories_ids or [])
+        return _category_entity.CategoryEntityProvider.get_by_ids(
+            self._ctx, self.categories_ids or []
+        )
 
     @property
     def n_categories_ids(self) -> list[int] | None:
         value = self._row[43]
-        return None if value is None else _v.from_ids_json(value)
+        if value is None:
+            return None
+        return _v.from_ids_json(value)
 
     @n_categories_ids.setter
     def n_categories_ids(self, value: Iterable[int] | None) -> None:
         if value is None:
             self._set(43, None)
             return
-        self._set(43, _v.to_ids_json(value, 65535, 'EveryTypeEntity.n_categories', '[]'))
+        self._set(43, _v.to_ids_json(value, 65535, "EveryTypeEntity.n_categories", "[]"))
 
     def load_n_categories(self) -> list[CategoryEntity]:
         """The referenced CategoryEntity entities, loaded through the caches."""
-        from .category_entity import CategoryEntityProvider
-
-        return CategoryEntityProvider.get_by_ids(self._ctx, self.n_categories_ids or [])
+        return _category_entity.CategoryEntityProvider.get_by_ids(
+            self._ctx, self.n_categories_ids or []
+        )
 
     @property
     def title(self) -> str:
@@ -558,7 +586,7 @@ class EveryTypeEntity(EntityBase):
     @title.setter
     def title(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'EveryTypeEntity.title')
+            value = _v.check_str(value, 255, "EveryTypeEntity.title")
         self._set(44, value)
 
     @property
@@ -568,7 +596,7 @@ class EveryTypeEntity(EntityBase):
 
     @updated_at.setter
     def updated_at(self, value: datetime.datetime) -> None:
-        self._set(45, _v.check_datetime(value, 'EveryTypeEntity.updated_at'))
+        self._set(45, _v.check_datetime(value, "EveryTypeEntity.updated_at"))
 
 
 class _EveryTypeEntityFields:
@@ -577,53 +605,53 @@ class _EveryTypeEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    u8: Final = Column[int]('u8')
-    u16: Final = Column[int]('u16')
-    u32: Final = Column[int]('u32')
-    u32m: Final = Column[int]('u32m')
-    u64: Final = Column[int]('u64')
-    i8: Final = Column[int]('i8')
-    i16: Final = Column[int]('i16')
-    i32: Final = Column[int]('i32')
-    i32m: Final = Column[int]('i32m')
-    i64: Final = Column[int]('i64')
-    plain_int: Final = Column[int]('plain_int')
-    n_u8: Final = NullableColumn[int]('n_u8')
-    n_i64: Final = NullableColumn[int]('n_i64')
-    flag: Final = Column[bool]('flag')
-    n_flag: Final = NullableColumn[bool]('n_flag')
-    ratio: Final = Column[float]('ratio')
-    n_ratio: Final = NullableColumn[float]('n_ratio')
-    money: Final = Column[float]('money')
-    rounded: Final = Column[float]('rounded')
-    positive: Final = Column[float]('positive')
-    text: Final = StrColumn('text')
-    n_text: Final = NullableStrColumn('n_text')
-    short: Final = StrColumn('short')
-    long_text: Final = StrColumn('long_text')
-    n_long_text: Final = NullableStrColumn('n_long_text')
-    day: Final = Column[datetime.date]('day')
-    n_day: Final = NullableColumn[datetime.date]('n_day')
-    moment: Final = Column[datetime.datetime]('moment')
-    n_moment: Final = NullableColumn[datetime.datetime]('n_moment')
-    status: Final = Column[Status]('status')
-    n_status: Final = NullableColumn[Status]('n_status')
-    color: Final = Column[Literal['red', 'green']]('color')
-    category: Final = Column[int]('category')
-    n_category: Final = NullableColumn[int]('n_category')
-    title: Final = StrColumn('title')
-    updated_at: Final = Column[datetime.datetime]('updated_at')
+    u8: Final = Column[int]("u8")
+    u16: Final = Column[int]("u16")
+    u32: Final = Column[int]("u32")
+    u32m: Final = Column[int]("u32m")
+    u64: Final = Column[int]("u64")
+    i8: Final = Column[int]("i8")
+    i16: Final = Column[int]("i16")
+    i32: Final = Column[int]("i32")
+    i32m: Final = Column[int]("i32m")
+    i64: Final = Column[int]("i64")
+    plain_int: Final = Column[int]("plain_int")
+    n_u8: Final = NullableColumn[int]("n_u8")
+    n_i64: Final = NullableColumn[int]("n_i64")
+    flag: Final = Column[bool]("flag")
+    n_flag: Final = NullableColumn[bool]("n_flag")
+    ratio: Final = Column[float]("ratio")
+    n_ratio: Final = NullableColumn[float]("n_ratio")
+    money: Final = Column[float]("money")
+    rounded: Final = Column[float]("rounded")
+    positive: Final = Column[float]("positive")
+    text: Final = StrColumn("text")
+    n_text: Final = NullableStrColumn("n_text")
+    short: Final = StrColumn("short")
+    long_text: Final = StrColumn("long_text")
+    n_long_text: Final = NullableStrColumn("n_long_text")
+    day: Final = Column[datetime.date]("day")
+    n_day: Final = NullableColumn[datetime.date]("n_day")
+    moment: Final = Column[datetime.datetime]("moment")
+    n_moment: Final = NullableColumn[datetime.datetime]("n_moment")
+    status: Final = Column[Status]("status")
+    n_status: Final = NullableColumn[Status]("n_status")
+    color: Final = Column[_ColorValue]("color")
+    category: Final = Column[int]("category")
+    n_category: Final = NullableColumn[int]("n_category")
+    title: Final = StrColumn("title")
+    updated_at: Final = Column[datetime.datetime]("updated_at")
 
 
 class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
     """Reads, searches and creates EveryTypeEntity entities (use the ``EveryTypeEntityProvider`` singleton)."""
 
     entity_class = EveryTypeEntity
-    entity_name = 'EveryTypeEntity'
-    table = 'every_type'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 2
+    entity_name = "EveryTypeEntity"
+    table = "every_type"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "EveryTypeEntity"
     id_max = 4294967295
     select_sql = "SELECT `id`,`u8`,`u16`,`u32`,`u32m`,`u64`,`i8`,`i16`,`i32`,`i32m`,`i64`,`plain_int`,`n_u8`,`n_i64`,`flag`,`n_flag`,`ratio`,`n_ratio`,`money`,`rounded`,`positive`,`text`,`n_text`,`short`,`long_text`,`n_long_text`,`data`,`n_data`,`medium_data`,`long_data`,`day`,`n_day`,`moment`,`n_moment`,`status`,`n_status`,`color`,`tags`,`n_tags`,`sizes`,`category`,`n_category`,`categories`,`n_categories`,`title`,`updated_at` FROM `every_type`"
     count_sql = "SELECT COUNT(*) FROM `every_type`"
@@ -631,32 +659,183 @@ class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
     by_id_sql = "SELECT `id`,`u8`,`u16`,`u32`,`u32m`,`u64`,`i8`,`i16`,`i32`,`i32m`,`i64`,`plain_int`,`n_u8`,`n_i64`,`flag`,`n_flag`,`ratio`,`n_ratio`,`money`,`rounded`,`positive`,`text`,`n_text`,`short`,`long_text`,`n_long_text`,`data`,`n_data`,`medium_data`,`long_data`,`day`,`n_day`,`moment`,`n_moment`,`status`,`n_status`,`color`,`tags`,`n_tags`,`sizes`,`category`,`n_category`,`categories`,`n_categories`,`title`,`updated_at` FROM `every_type` WHERE `id` = %s"
     insert_sql = "INSERT INTO `every_type` (`id`,`u8`,`u16`,`u32`,`u32m`,`u64`,`i8`,`i16`,`i32`,`i32m`,`i64`,`plain_int`,`n_u8`,`n_i64`,`flag`,`n_flag`,`ratio`,`n_ratio`,`money`,`rounded`,`positive`,`text`,`n_text`,`short`,`long_text`,`n_long_text`,`data`,`n_data`,`medium_data`,`long_data`,`day`,`n_day`,`moment`,`n_moment`,`status`,`n_status`,`color`,`tags`,`n_tags`,`sizes`,`category`,`n_category`,`categories`,`n_categories`,`title`,`updated_at`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`u8`=%s', '`u16`=%s', '`u32`=%s', '`u32m`=%s', '`u64`=%s', '`i8`=%s', '`i16`=%s', '`i32`=%s', '`i32m`=%s', '`i64`=%s', '`plain_int`=%s', '`n_u8`=%s', '`n_i64`=%s', '`flag`=%s', '`n_flag`=%s', '`ratio`=%s', '`n_ratio`=%s', '`money`=%s', '`rounded`=%s', '`positive`=%s', '`text`=%s', '`n_text`=%s', '`short`=%s', '`long_text`=%s', '`n_long_text`=%s', '`data`=%s', '`n_data`=%s', '`medium_data`=%s', '`long_data`=%s', '`day`=%s', '`n_day`=%s', '`moment`=%s', '`n_moment`=%s', '`status`=%s', '`n_status`=%s', '`color`=%s', '`tags`=%s', '`n_tags`=%s', '`sizes`=%s', '`category`=%s', '`n_category`=%s', '`categories`=%s', '`n_categories`=%s', '`title`=%s', '`updated_at`=%s',)
-    attribute_names = ('id', 'u8', 'u16', 'u32', 'u32m', 'u64', 'i8', 'i16', 'i32', 'i32m', 'i64', 'plain_int', 'n_u8', 'n_i64', 'flag', 'n_flag', 'ratio', 'n_ratio', 'money', 'rounded', 'positive', 'text', 'n_text', 'short', 'long_text', 'n_long_text', 'data', 'n_data', 'medium_data', 'long_data', 'day', 'n_day', 'moment', 'n_moment', 'status', 'n_status', 'color', 'tags', 'n_tags', 'sizes', 'category_id', 'n_category_id', 'categories_ids', 'n_categories_ids', 'title', 'updated_at',)
+    update_columns = (
+        "`id`=%s",
+        "`u8`=%s",
+        "`u16`=%s",
+        "`u32`=%s",
+        "`u32m`=%s",
+        "`u64`=%s",
+        "`i8`=%s",
+        "`i16`=%s",
+        "`i32`=%s",
+        "`i32m`=%s",
+        "`i64`=%s",
+        "`plain_int`=%s",
+        "`n_u8`=%s",
+        "`n_i64`=%s",
+        "`flag`=%s",
+        "`n_flag`=%s",
+        "`ratio`=%s",
+        "`n_ratio`=%s",
+        "`money`=%s",
+        "`rounded`=%s",
+        "`positive`=%s",
+        "`text`=%s",
+        "`n_text`=%s",
+        "`short`=%s",
+        "`long_text`=%s",
+        "`n_long_text`=%s",
+        "`data`=%s",
+        "`n_data`=%s",
+        "`medium_data`=%s",
+        "`long_data`=%s",
+        "`day`=%s",
+        "`n_day`=%s",
+        "`moment`=%s",
+        "`n_moment`=%s",
+        "`status`=%s",
+        "`n_status`=%s",
+        "`color`=%s",
+        "`tags`=%s",
+        "`n_tags`=%s",
+        "`sizes`=%s",
+        "`category`=%s",
+        "`n_category`=%s",
+        "`categories`=%s",
+        "`n_categories`=%s",
+        "`title`=%s",
+        "`updated_at`=%s",
+    )
+    attribute_names = (
+        "id",
+        "u8",
+        "u16",
+        "u32",
+        "u32m",
+        "u64",
+        "i8",
+        "i16",
+        "i32",
+        "i32m",
+        "i64",
+        "plain_int",
+        "n_u8",
+        "n_i64",
+        "flag",
+        "n_flag",
+        "ratio",
+        "n_ratio",
+        "money",
+        "rounded",
+        "positive",
+        "text",
+        "n_text",
+        "short",
+        "long_text",
+        "n_long_text",
+        "data",
+        "n_data",
+        "medium_data",
+        "long_data",
+        "day",
+        "n_day",
+        "moment",
+        "n_moment",
+        "status",
+        "n_status",
+        "color",
+        "tags",
+        "n_tags",
+        "sizes",
+        "category_id",
+        "n_category_id",
+        "categories_ids",
+        "n_categories_ids",
+        "title",
+        "updated_at",
+    )
     fake_delete_sql = None
     fake_delete_index = None
     created_at_index = None
     updated_at_index = 45
-    required_references = ((40, 'category'),)
-    default_row = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, 0, None, 0.0, None, Decimal('0.000'), 0.0, 0.0, '', None, '', '', None, b'', None, None, None, datetime.date(1, 1, 1), None, datetime.datetime(1000, 1, 1), None, 'draft', None, 'red', '', None, None, 0, None, '', None, '', datetime.datetime(1000, 1, 1),)
+    required_references = ((40, "category"),)
+    default_row = (
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        None,
+        None,
+        0,
+        None,
+        0.0,
+        None,
+        Decimal("0.000"),
+        0.0,
+        0.0,
+        "",
+        None,
+        "",
+        "",
+        None,
+        b"",
+        None,
+        None,
+        None,
+        datetime.date(1, 1, 1),
+        None,
+        datetime.datetime(1000, 1, 1),
+        None,
+        "draft",
+        None,
+        "red",
+        "",
+        None,
+        None,
+        0,
+        None,
+        "",
+        None,
+        "",
+        datetime.datetime(1000, 1, 1),
+    )
     fields: Final = _EveryTypeEntityFields()
 
     def get_by_index_day(
         self, ctx: Context, day: datetime.date, pager: Pager | None = None
     ) -> list[EveryTypeEntity]:
         """EveryTypeEntity entities whose (day) match, in id order."""
-        return self._by_columns(ctx, (Condition("`day` = ?", (day,), 'day', day),), pager, False)
+        return self._by_columns(ctx, (Condition("`day` = ?", (day,), "day", day),), pager, False)
 
     def get_by_unique_index_short(self, ctx: Context, short: str) -> EveryTypeEntity | None:
         """The EveryTypeEntity whose (short) match, or ``None``."""
-        found = self._by_columns(ctx, (Condition("`short` = ?", (short,), 'short', short),), None, True)
+        found = self._by_columns(
+            ctx, (Condition("`short` = ?", (short,), "short", short),), None, True
+        )
         return found[0] if found else None
 
     def get_by_index_status_color(
-        self, ctx: Context, status: Status, color: Literal['red', 'green'], pager: Pager | None = None
+        self, ctx: Context, status: Status, color: _ColorValue, pager: Pager | None = None
     ) -> list[EveryTypeEntity]:
         """EveryTypeEntity entities whose (status, color) match, in id order."""
-        return self._by_columns(ctx, (Condition("`status` = ?", (status,), 'status', status), Condition("`color` = ?", (color,), 'color', color),), pager, False)
+        return self._by_columns(
+            ctx,
+            (
+                Condition("`status` = ?", (status,), "status", status),
+                Condition("`color` = ?", (color,), "color", color),
+            ),
+            pager,
+            False,
+        )
 
 
 EveryTypeEntityProvider: Final = _EveryTypeEntityProvider()

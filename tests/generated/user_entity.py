@@ -9,7 +9,7 @@ from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
+from fluxa_django.runtime.query import Column, Condition, StrColumn
 
 
 class UserEntity(EntityBase):
@@ -25,7 +25,7 @@ class UserEntity(EntityBase):
     @name.setter
     def name(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'UserEntity.name')
+            value = _v.check_str(value, 255, "UserEntity.name")
         self._set(1, value)
 
     @property
@@ -36,7 +36,7 @@ class UserEntity(EntityBase):
     @email.setter
     def email(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'UserEntity.email')
+            value = _v.check_str(value, 255, "UserEntity.email")
         self._set(2, value)
 
     @property
@@ -47,7 +47,7 @@ class UserEntity(EntityBase):
     @age.setter
     def age(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 255:
-            value = _v.check_int(value, 0, 255, 'UserEntity.age')
+            value = _v.check_int(value, 0, 255, "UserEntity.age")
         self._set(3, value)
 
 
@@ -57,20 +57,20 @@ class _UserEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    name: Final = StrColumn('name')
-    email: Final = StrColumn('email')
-    age: Final = Column[int]('age')
+    name: Final = StrColumn("name")
+    email: Final = StrColumn("email")
+    age: Final = Column[int]("age")
 
 
 class _UserEntityProvider(ProviderBase[UserEntity]):
     """Reads, searches and creates UserEntity entities (use the ``UserEntityProvider`` singleton)."""
 
     entity_class = UserEntity
-    entity_name = 'UserEntity'
-    table = 'UserEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 4
+    entity_name = "UserEntity"
+    table = "UserEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "UserEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`age` FROM `UserEntity`"
     count_sql = "SELECT COUNT(*) FROM `UserEntity`"
@@ -78,24 +78,26 @@ class _UserEntityProvider(ProviderBase[UserEntity]):
     by_id_sql = "SELECT `id`,`name`,`email`,`age` FROM `UserEntity` WHERE `id` = %s"
     insert_sql = "INSERT INTO `UserEntity` (`id`,`name`,`email`,`age`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`name`=%s', '`email`=%s', '`age`=%s',)
-    attribute_names = ('id', 'name', 'email', 'age',)
+    update_columns = ("`id`=%s", "`name`=%s", "`email`=%s", "`age`=%s")
+    attribute_names = ("id", "name", "email", "age")
     fake_delete_sql = None
     fake_delete_index = None
     created_at_index = None
     updated_at_index = None
     required_references = ()
-    default_row = (0, '', '', 0,)
+    default_row = (0, "", "", 0)
     row_cache = True
     local_pool = None
     cached = True
-    cache_stamp = 'b96c6f171627'
+    cache_stamp = "b96c6f171627"
     cached_uniques = ()
     fields: Final = _UserEntityFields()
 
     def get_by_unique_index_email(self, ctx: Context, email: str) -> UserEntity | None:
         """The UserEntity whose (email) match, or ``None``."""
-        found = self._by_columns(ctx, (Condition("`email` = ?", (email,), 'email', email),), None, True)
+        found = self._by_columns(
+            ctx, (Condition("`email` = ?", (email,), "email", email),), None, True
+        )
         return found[0] if found else None
 
 

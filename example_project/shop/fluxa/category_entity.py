@@ -9,7 +9,7 @@ from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
+from fluxa_django.runtime.query import Column, Condition, StrColumn
 
 
 class CategoryEntity(EntityBase):
@@ -25,7 +25,7 @@ class CategoryEntity(EntityBase):
     @name.setter
     def name(self, value: str) -> None:
         if type(value) is not str or len(value) > 255:
-            value = _v.check_str(value, 255, 'CategoryEntity.name')
+            value = _v.check_str(value, 255, "CategoryEntity.name")
         self._set(1, value)
 
 
@@ -35,18 +35,18 @@ class _CategoryEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    name: Final = StrColumn('name')
+    name: Final = StrColumn("name")
 
 
 class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     """Reads, searches and creates CategoryEntity entities (use the ``CategoryEntityProvider`` singleton)."""
 
     entity_class = CategoryEntity
-    entity_name = 'CategoryEntity'
-    table = 'CategoryEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 0
+    entity_name = "CategoryEntity"
+    table = "CategoryEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "CategoryEntity"
     id_max = 65535
     select_sql = "SELECT `id`,`name` FROM `CategoryEntity`"
     count_sql = "SELECT COUNT(*) FROM `CategoryEntity`"
@@ -54,24 +54,24 @@ class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     by_id_sql = "SELECT `id`,`name` FROM `CategoryEntity` WHERE `id` = %s"
     insert_sql = "INSERT INTO `CategoryEntity` (`id`,`name`) VALUES "
     insert_row_sql = "(%s,%s)"
-    update_columns = ('`id`=%s', '`name`=%s',)
-    attribute_names = ('id', 'name',)
+    update_columns = ("`id`=%s", "`name`=%s")
+    attribute_names = ("id", "name")
     fake_delete_sql = None
     fake_delete_index = None
     created_at_index = None
     updated_at_index = None
     required_references = ()
-    default_row = (0, '',)
+    default_row = (0, "")
     row_cache = True
-    local_pool = 'default'
+    local_pool = "default"
     cached = True
-    cache_stamp = 'afce67086859'
+    cache_stamp = "afce67086859"
     cached_uniques = ()
     fields: Final = _CategoryEntityFields()
 
     def get_by_unique_index_name(self, ctx: Context, name: str) -> CategoryEntity | None:
         """The CategoryEntity whose (name) match, or ``None``."""
-        found = self._by_columns(ctx, (Condition("`name` = ?", (name,), 'name', name),), None, True)
+        found = self._by_columns(ctx, (Condition("`name` = ?", (name,), "name", name),), None, True)
         return found[0] if found else None
 
 

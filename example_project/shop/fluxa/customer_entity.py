@@ -11,7 +11,13 @@ from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
+from fluxa_django.runtime.query import (
+    Column,
+    Condition,
+    NullableColumn,
+    NullableStrColumn,
+    StrColumn,
+)
 
 
 class CustomerEntity(EntityBase):
@@ -27,7 +33,7 @@ class CustomerEntity(EntityBase):
     @email.setter
     def email(self, value: str) -> None:
         if type(value) is not str or len(value) > 190:
-            value = _v.check_str(value, 190, 'CustomerEntity.email')
+            value = _v.check_str(value, 190, "CustomerEntity.email")
         self._set(1, value)
 
     @property
@@ -41,7 +47,7 @@ class CustomerEntity(EntityBase):
             self._set(2, None)
             return
         if type(value) is not str or len(value) > 100:
-            value = _v.check_str(value, 100, 'CustomerEntity.name')
+            value = _v.check_str(value, 100, "CustomerEntity.name")
         self._set(2, value)
 
     @property
@@ -55,7 +61,7 @@ class CustomerEntity(EntityBase):
             self._set(3, None)
             return
         if type(value) is not int or not 0 <= value <= 255:
-            value = _v.check_int(value, 0, 255, 'CustomerEntity.age')
+            value = _v.check_int(value, 0, 255, "CustomerEntity.age")
         self._set(3, value)
 
     @property
@@ -66,7 +72,7 @@ class CustomerEntity(EntityBase):
     @score.setter
     def score(self, value: int) -> None:
         if type(value) is not int or not -2147483648 <= value <= 2147483647:
-            value = _v.check_int(value, -2147483648, 2147483647, 'CustomerEntity.score')
+            value = _v.check_int(value, -2147483648, 2147483647, "CustomerEntity.score")
         self._set(4, value)
 
     @property
@@ -75,7 +81,7 @@ class CustomerEntity(EntityBase):
 
     @balance.setter
     def balance(self, value: float) -> None:
-        self._set(5, _v.to_decimal(value, 12, 2, True, 'CustomerEntity.balance'))
+        self._set(5, _v.to_decimal(value, 12, 2, True, "CustomerEntity.balance"))
 
     @property
     def rating(self) -> float:
@@ -84,7 +90,7 @@ class CustomerEntity(EntityBase):
 
     @rating.setter
     def rating(self, value: float) -> None:
-        self._set(6, _v.check_float(value, 2, False, 'CustomerEntity.rating'))
+        self._set(6, _v.check_float(value, 2, False, "CustomerEntity.rating"))
 
     @property
     def vip(self) -> bool:
@@ -92,19 +98,21 @@ class CustomerEntity(EntityBase):
 
     @vip.setter
     def vip(self, value: bool) -> None:
-        self._set(7, _v.check_bool(value, 'CustomerEntity.vip'))
+        self._set(7, _v.check_bool(value, "CustomerEntity.vip"))
 
     @property
     def newsletter(self) -> bool | None:
         value = self._row[8]
-        return None if value is None else bool(value)
+        if value is None:
+            return None
+        return bool(value)
 
     @newsletter.setter
     def newsletter(self, value: bool | None) -> None:
         if value is None:
             self._set(8, None)
             return
-        self._set(8, _v.check_bool(value, 'CustomerEntity.newsletter'))
+        self._set(8, _v.check_bool(value, "CustomerEntity.newsletter"))
 
     @property
     def avatar(self) -> bytes | None:
@@ -116,7 +124,7 @@ class CustomerEntity(EntityBase):
         if value is None:
             self._set(9, None)
             return
-        self._set(9, _v.check_bytes(value, 16777215, 'CustomerEntity.avatar'))
+        self._set(9, _v.check_bytes(value, 16777215, "CustomerEntity.avatar"))
 
     @property
     def birthday(self) -> datetime.date | None:
@@ -128,7 +136,7 @@ class CustomerEntity(EntityBase):
         if value is None:
             self._set(10, None)
             return
-        self._set(10, _v.check_date(value, 'CustomerEntity.birthday'))
+        self._set(10, _v.check_date(value, "CustomerEntity.birthday"))
 
     @property
     def last_seen(self) -> datetime.datetime | None:
@@ -140,7 +148,7 @@ class CustomerEntity(EntityBase):
         if value is None:
             self._set(11, None)
             return
-        self._set(11, _v.check_datetime(value, 'CustomerEntity.last_seen'))
+        self._set(11, _v.check_datetime(value, "CustomerEntity.last_seen"))
 
     @property
     def created_at(self) -> datetime.datetime:
@@ -149,7 +157,7 @@ class CustomerEntity(EntityBase):
 
     @created_at.setter
     def created_at(self, value: datetime.datetime) -> None:
-        self._set(12, _v.check_datetime(value, 'CustomerEntity.created_at'))
+        self._set(12, _v.check_datetime(value, "CustomerEntity.created_at"))
 
 
 class _CustomerEntityFields:
@@ -158,28 +166,28 @@ class _CustomerEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    email: Final = StrColumn('email')
-    name: Final = NullableStrColumn('name')
-    age: Final = NullableColumn[int]('age')
-    score: Final = Column[int]('score')
-    balance: Final = Column[float]('balance')
-    rating: Final = Column[float]('rating')
-    vip: Final = Column[bool]('vip')
-    newsletter: Final = NullableColumn[bool]('newsletter')
-    birthday: Final = NullableColumn[datetime.date]('birthday')
-    last_seen: Final = NullableColumn[datetime.datetime]('last_seen')
-    created_at: Final = Column[datetime.datetime]('created_at')
+    email: Final = StrColumn("email")
+    name: Final = NullableStrColumn("name")
+    age: Final = NullableColumn[int]("age")
+    score: Final = Column[int]("score")
+    balance: Final = Column[float]("balance")
+    rating: Final = Column[float]("rating")
+    vip: Final = Column[bool]("vip")
+    newsletter: Final = NullableColumn[bool]("newsletter")
+    birthday: Final = NullableColumn[datetime.date]("birthday")
+    last_seen: Final = NullableColumn[datetime.datetime]("last_seen")
+    created_at: Final = Column[datetime.datetime]("created_at")
 
 
 class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     """Reads, searches and creates CustomerEntity entities (use the ``CustomerEntityProvider`` singleton)."""
 
     entity_class = CustomerEntity
-    entity_name = 'CustomerEntity'
-    table = 'CustomerEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 1
+    entity_name = "CustomerEntity"
+    table = "CustomerEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "CustomerEntity"
     id_max = 4294967295
     select_sql = "SELECT `id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at` FROM `CustomerEntity`"
     count_sql = "SELECT COUNT(*) FROM `CustomerEntity`"
@@ -187,24 +195,68 @@ class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     by_id_sql = "SELECT `id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at` FROM `CustomerEntity` WHERE `id` = %s"
     insert_sql = "INSERT INTO `CustomerEntity` (`id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`email`=%s', '`name`=%s', '`age`=%s', '`score`=%s', '`balance`=%s', '`rating`=%s', '`vip`=%s', '`newsletter`=%s', '`avatar`=%s', '`birthday`=%s', '`last_seen`=%s', '`created_at`=%s',)
-    attribute_names = ('id', 'email', 'name', 'age', 'score', 'balance', 'rating', 'vip', 'newsletter', 'avatar', 'birthday', 'last_seen', 'created_at',)
+    update_columns = (
+        "`id`=%s",
+        "`email`=%s",
+        "`name`=%s",
+        "`age`=%s",
+        "`score`=%s",
+        "`balance`=%s",
+        "`rating`=%s",
+        "`vip`=%s",
+        "`newsletter`=%s",
+        "`avatar`=%s",
+        "`birthday`=%s",
+        "`last_seen`=%s",
+        "`created_at`=%s",
+    )
+    attribute_names = (
+        "id",
+        "email",
+        "name",
+        "age",
+        "score",
+        "balance",
+        "rating",
+        "vip",
+        "newsletter",
+        "avatar",
+        "birthday",
+        "last_seen",
+        "created_at",
+    )
     fake_delete_sql = None
     fake_delete_index = None
     created_at_index = 12
     updated_at_index = None
     required_references = ()
-    default_row = (0, '', None, None, 0, Decimal('0.00'), 0.0, 0, None, None, None, None, datetime.datetime(1000, 1, 1),)
+    default_row = (
+        0,
+        "",
+        None,
+        None,
+        0,
+        Decimal("0.00"),
+        0.0,
+        0,
+        None,
+        None,
+        None,
+        None,
+        datetime.datetime(1000, 1, 1),
+    )
     row_cache = True
     local_pool = None
     cached = True
-    cache_stamp = '9d43865a71c8'
-    cached_uniques = (('Email', (1,), ('email',)),)
+    cache_stamp = "9d43865a71c8"
+    cached_uniques = (("Email", (1,), ("email",)),)
     fields: Final = _CustomerEntityFields()
 
     def get_by_unique_index_email(self, ctx: Context, email: str) -> CustomerEntity | None:
         """The CustomerEntity whose (email) match, or ``None`` (cached in Redis)."""
-        return self._by_unique(ctx, 0, (email,), (Condition("`email` = ?", (email,), 'email', email),))
+        return self._by_unique(
+            ctx, 0, (email,), (Condition("`email` = ?", (email,), "email", email),)
+        )
 
 
 CustomerEntityProvider: Final = _CustomerEntityProvider()

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Final, Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
+from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager
+
+from . import customer_entity as _customer_entity
+from . import product_entity as _product_entity
 
 if TYPE_CHECKING:
     from .customer_entity import CustomerEntity
     from .product_entity import ProductEntity
 
 
-_CHANNEL_VALUES: Final = frozenset(('web', 'app', 'shop',))
-_FLAGS_ORDER: Final = ('gift', 'express', 'fragile',)
+_ChannelValue = Literal["web", "app", "shop"]
+_CHANNEL_VALUES: Final = frozenset(("web", "app", "shop"))
+_FLAGS_ORDER: Final = ("gift", "express", "fragile")
 
 
 class OrderEntity(EntityBase):
@@ -37,7 +41,7 @@ class OrderEntity(EntityBase):
         if value is None:
             self._set(1, 0)
             return
-        self._set(1, _v.check_reference(value, 4294967295, 'OrderEntity.customer'))
+        self._set(1, _v.check_reference(value, 4294967295, "OrderEntity.customer"))
 
     @property
     def customer(self) -> CustomerEntity | None:
@@ -45,9 +49,7 @@ class OrderEntity(EntityBase):
         value = self._row[1]
         if not value:
             return None
-        from .customer_entity import CustomerEntityProvider
-
-        return CustomerEntityProvider.get_by_id(self._ctx, value)
+        return _customer_entity.CustomerEntityProvider.get_by_id(self._ctx, value)
 
     @customer.setter
     def customer(self, value: CustomerEntity | None) -> None:
@@ -59,13 +61,11 @@ class OrderEntity(EntityBase):
 
     @products_ids.setter
     def products_ids(self, value: Iterable[int]) -> None:
-        self._set(2, _v.to_ids_json(value, 18446744073709551615, 'OrderEntity.products', ''))
+        self._set(2, _v.to_ids_json(value, 18446744073709551615, "OrderEntity.products", ""))
 
     def load_products(self) -> list[ProductEntity]:
         """The referenced ProductEntity entities, loaded through the caches."""
-        from .product_entity import ProductEntityProvider
-
-        return ProductEntityProvider.get_by_ids(self._ctx, self.products_ids or [])
+        return _product_entity.ProductEntityProvider.get_by_ids(self._ctx, self.products_ids or [])
 
     @property
     def coupon_id(self) -> int | None:
@@ -77,7 +77,7 @@ class OrderEntity(EntityBase):
         if value is None:
             self._set(3, None)
             return
-        self._set(3, _v.check_reference(value, 18446744073709551615, 'OrderEntity.coupon'))
+        self._set(3, _v.check_reference(value, 18446744073709551615, "OrderEntity.coupon"))
 
     @property
     def coupon(self) -> ProductEntity | None:
@@ -85,9 +85,7 @@ class OrderEntity(EntityBase):
         value = self._row[3]
         if not value:
             return None
-        from .product_entity import ProductEntityProvider
-
-        return ProductEntityProvider.get_by_id(self._ctx, value)
+        return _product_entity.ProductEntityProvider.get_by_id(self._ctx, value)
 
     @coupon.setter
     def coupon(self, value: ProductEntity | None) -> None:
@@ -101,7 +99,7 @@ class OrderEntity(EntityBase):
     @quantity.setter
     def quantity(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 65535:
-            value = _v.check_int(value, 0, 65535, 'OrderEntity.quantity')
+            value = _v.check_int(value, 0, 65535, "OrderEntity.quantity")
         self._set(4, value)
 
     @property
@@ -112,7 +110,7 @@ class OrderEntity(EntityBase):
     @small_delta.setter
     def small_delta(self, value: int) -> None:
         if type(value) is not int or not -128 <= value <= 127:
-            value = _v.check_int(value, -128, 127, 'OrderEntity.small_delta')
+            value = _v.check_int(value, -128, 127, "OrderEntity.small_delta")
         self._set(5, value)
 
     @property
@@ -123,7 +121,7 @@ class OrderEntity(EntityBase):
     @medium_delta.setter
     def medium_delta(self, value: int) -> None:
         if type(value) is not int or not -32768 <= value <= 32767:
-            value = _v.check_int(value, -32768, 32767, 'OrderEntity.medium_delta')
+            value = _v.check_int(value, -32768, 32767, "OrderEntity.medium_delta")
         self._set(6, value)
 
     @property
@@ -134,7 +132,9 @@ class OrderEntity(EntityBase):
     @points.setter
     def points(self, value: int) -> None:
         if type(value) is not int or not -9223372036854775808 <= value <= 9223372036854775807:
-            value = _v.check_int(value, -9223372036854775808, 9223372036854775807, 'OrderEntity.points')
+            value = _v.check_int(
+                value, -9223372036854775808, 9223372036854775807, "OrderEntity.points"
+            )
         self._set(7, value)
 
     @property
@@ -145,7 +145,7 @@ class OrderEntity(EntityBase):
     @big_counter.setter
     def big_counter(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 18446744073709551615:
-            value = _v.check_int(value, 0, 18446744073709551615, 'OrderEntity.big_counter')
+            value = _v.check_int(value, 0, 18446744073709551615, "OrderEntity.big_counter")
         self._set(8, value)
 
     @property
@@ -156,30 +156,32 @@ class OrderEntity(EntityBase):
     @units.setter
     def units(self, value: int) -> None:
         if type(value) is not int or not 0 <= value <= 16777215:
-            value = _v.check_int(value, 0, 16777215, 'OrderEntity.units')
+            value = _v.check_int(value, 0, 16777215, "OrderEntity.units")
         self._set(9, value)
 
     # channel: web, app, shop
     @property
-    def channel(self) -> Literal['web', 'app', 'shop']:
-        value: Literal['web', 'app', 'shop'] = self._row[10]
+    def channel(self) -> _ChannelValue:
+        value: _ChannelValue = self._row[10]
         return value
 
     @channel.setter
-    def channel(self, value: Literal['web', 'app', 'shop']) -> None:
-        self._set(10, _v.to_enum_value(value, _CHANNEL_VALUES, 'OrderEntity.channel'))
+    def channel(self, value: _ChannelValue) -> None:
+        self._set(10, _v.to_enum_value(value, _CHANNEL_VALUES, "OrderEntity.channel"))
 
     @property
     def flags(self) -> set[str] | None:
         value = self._row[11]
-        return None if value is None else _v.from_set_text(value)
+        if value is None:
+            return None
+        return _v.from_set_text(value)
 
     @flags.setter
     def flags(self, value: Iterable[str] | None) -> None:
         if value is None:
             self._set(11, None)
             return
-        self._set(11, _v.to_set_value(value, _FLAGS_ORDER, 'OrderEntity.flags'))
+        self._set(11, _v.to_set_value(value, _FLAGS_ORDER, "OrderEntity.flags"))
 
     @property
     def receipt(self) -> bytes | None:
@@ -191,7 +193,7 @@ class OrderEntity(EntityBase):
         if value is None:
             self._set(12, None)
             return
-        self._set(12, _v.check_bytes(value, 4294967295, 'OrderEntity.receipt'))
+        self._set(12, _v.check_bytes(value, 4294967295, "OrderEntity.receipt"))
 
     @property
     def note(self) -> str | None:
@@ -204,7 +206,7 @@ class OrderEntity(EntityBase):
             self._set(13, None)
             return
         if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, 'OrderEntity.note')
+            value = _v.check_str(value, 16777215, "OrderEntity.note")
         self._set(13, value)
 
     @property
@@ -214,7 +216,7 @@ class OrderEntity(EntityBase):
 
     @created_at.setter
     def created_at(self, value: datetime.datetime) -> None:
-        self._set(14, _v.check_datetime(value, 'OrderEntity.created_at'))
+        self._set(14, _v.check_datetime(value, "OrderEntity.created_at"))
 
 
 class _OrderEntityFields:
@@ -223,28 +225,28 @@ class _OrderEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    customer: Final = Column[int]('customer')
-    coupon: Final = NullableColumn[int]('coupon')
-    quantity: Final = Column[int]('quantity')
-    small_delta: Final = Column[int]('small_delta')
-    medium_delta: Final = Column[int]('medium_delta')
-    points: Final = Column[int]('points')
-    big_counter: Final = Column[int]('big_counter')
-    units: Final = Column[int]('units')
-    channel: Final = Column[Literal['web', 'app', 'shop']]('channel')
-    note: Final = NullableStrColumn('note')
-    created_at: Final = Column[datetime.datetime]('created_at')
+    customer: Final = Column[int]("customer")
+    coupon: Final = NullableColumn[int]("coupon")
+    quantity: Final = Column[int]("quantity")
+    small_delta: Final = Column[int]("small_delta")
+    medium_delta: Final = Column[int]("medium_delta")
+    points: Final = Column[int]("points")
+    big_counter: Final = Column[int]("big_counter")
+    units: Final = Column[int]("units")
+    channel: Final = Column[_ChannelValue]("channel")
+    note: Final = NullableStrColumn("note")
+    created_at: Final = Column[datetime.datetime]("created_at")
 
 
 class _OrderEntityProvider(ProviderBase[OrderEntity]):
     """Reads, searches and creates OrderEntity entities (use the ``OrderEntityProvider`` singleton)."""
 
     entity_class = OrderEntity
-    entity_name = 'OrderEntity'
-    table = 'OrderEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 2
+    entity_name = "OrderEntity"
+    table = "OrderEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "OrderEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`customer`,`products`,`coupon`,`quantity`,`small_delta`,`medium_delta`,`points`,`big_counter`,`units`,`channel`,`flags`,`receipt`,`note`,`created_at` FROM `OrderEntity`"
     count_sql = "SELECT COUNT(*) FROM `OrderEntity`"
@@ -252,18 +254,66 @@ class _OrderEntityProvider(ProviderBase[OrderEntity]):
     by_id_sql = "SELECT `id`,`customer`,`products`,`coupon`,`quantity`,`small_delta`,`medium_delta`,`points`,`big_counter`,`units`,`channel`,`flags`,`receipt`,`note`,`created_at` FROM `OrderEntity` WHERE `id` = %s"
     insert_sql = "INSERT INTO `OrderEntity` (`id`,`customer`,`products`,`coupon`,`quantity`,`small_delta`,`medium_delta`,`points`,`big_counter`,`units`,`channel`,`flags`,`receipt`,`note`,`created_at`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`customer`=%s', '`products`=%s', '`coupon`=%s', '`quantity`=%s', '`small_delta`=%s', '`medium_delta`=%s', '`points`=%s', '`big_counter`=%s', '`units`=%s', '`channel`=%s', '`flags`=%s', '`receipt`=%s', '`note`=%s', '`created_at`=%s',)
-    attribute_names = ('id', 'customer_id', 'products_ids', 'coupon_id', 'quantity', 'small_delta', 'medium_delta', 'points', 'big_counter', 'units', 'channel', 'flags', 'receipt', 'note', 'created_at',)
+    update_columns = (
+        "`id`=%s",
+        "`customer`=%s",
+        "`products`=%s",
+        "`coupon`=%s",
+        "`quantity`=%s",
+        "`small_delta`=%s",
+        "`medium_delta`=%s",
+        "`points`=%s",
+        "`big_counter`=%s",
+        "`units`=%s",
+        "`channel`=%s",
+        "`flags`=%s",
+        "`receipt`=%s",
+        "`note`=%s",
+        "`created_at`=%s",
+    )
+    attribute_names = (
+        "id",
+        "customer_id",
+        "products_ids",
+        "coupon_id",
+        "quantity",
+        "small_delta",
+        "medium_delta",
+        "points",
+        "big_counter",
+        "units",
+        "channel",
+        "flags",
+        "receipt",
+        "note",
+        "created_at",
+    )
     fake_delete_sql = None
     fake_delete_index = None
     created_at_index = 14
     updated_at_index = None
-    required_references = ((1, 'customer'),)
-    default_row = (0, 0, '', None, 0, 0, 0, 0, 0, 0, 'web', None, None, None, datetime.datetime(1000, 1, 1),)
+    required_references = ((1, "customer"),)
+    default_row = (
+        0,
+        0,
+        "",
+        None,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        "web",
+        None,
+        None,
+        None,
+        datetime.datetime(1000, 1, 1),
+    )
     row_cache = True
     local_pool = None
     cached = True
-    cache_stamp = '6a2830fa3008'
+    cache_stamp = "6a2830fa3008"
     cached_uniques = ()
     fields: Final = _OrderEntityFields()
 
@@ -271,7 +321,15 @@ class _OrderEntityProvider(ProviderBase[OrderEntity]):
         self, ctx: Context, customer: int, created_at: datetime.datetime, pager: Pager | None = None
     ) -> list[OrderEntity]:
         """OrderEntity entities whose (customer, created_at) match, in id order."""
-        return self._by_columns(ctx, (Condition("`customer` = ?", (customer,), 'customer', customer), Condition("`created_at` = ?", (created_at,), 'created_at', created_at),), pager, False)
+        return self._by_columns(
+            ctx,
+            (
+                Condition("`customer` = ?", (customer,), "customer", customer),
+                Condition("`created_at` = ?", (created_at,), "created_at", created_at),
+            ),
+            pager,
+            False,
+        )
 
 
 OrderEntityProvider: Final = _OrderEntityProvider()

@@ -6,24 +6,29 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Final, TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from fluxa_django.runtime import values as _v
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
-from fluxa_django.runtime.query import Column, Condition, NullableColumn, NullableStrColumn, Pager, StrColumn
-from shop.entities import Status
-from shop.entities import Tag
+from fluxa_django.runtime.query import Column, Condition, NullableColumn, Pager, StrColumn
+from shop.entities import Status, Tag
+
+from . import category_entity as _category_entity
 
 if TYPE_CHECKING:
     from .category_entity import CategoryEntity
 
 
-_STATUS_VALUES: Final = frozenset(('draft', 'active', 'archived',))
-_STATUS_MEMBERS: Final[dict[str, Status]] = {'draft': Status.DRAFT, 'active': Status.ACTIVE, 'archived': Status.ARCHIVED}
-_TAGS_ORDER: Final = ('new', 'sale',)
-_TAGS_MEMBERS: Final[dict[str, Tag]] = {'new': Tag.NEW, 'sale': Tag.SALE}
+_STATUS_VALUES: Final = frozenset(("draft", "active", "archived"))
+_STATUS_MEMBERS: Final = {
+    "draft": Status.DRAFT,
+    "active": Status.ACTIVE,
+    "archived": Status.ARCHIVED,
+}
+_TAGS_ORDER: Final = ("new", "sale")
+_TAGS_MEMBERS: Final = {"new": Tag.NEW, "sale": Tag.SALE}
 
 
 class ProductEntity(EntityBase):
@@ -39,7 +44,7 @@ class ProductEntity(EntityBase):
     @name.setter
     def name(self, value: str) -> None:
         if type(value) is not str or len(value) > 100:
-            value = _v.check_str(value, 100, 'ProductEntity.name')
+            value = _v.check_str(value, 100, "ProductEntity.name")
         self._set(1, value)
 
     @property
@@ -48,7 +53,7 @@ class ProductEntity(EntityBase):
 
     @price.setter
     def price(self, value: float) -> None:
-        self._set(2, _v.to_decimal(value, 10, 2, False, 'ProductEntity.price'))
+        self._set(2, _v.to_decimal(value, 10, 2, False, "ProductEntity.price"))
 
     @property
     def category_id(self) -> int | None:
@@ -60,7 +65,7 @@ class ProductEntity(EntityBase):
         if value is None:
             self._set(3, 0)
             return
-        self._set(3, _v.check_reference(value, 65535, 'ProductEntity.category'))
+        self._set(3, _v.check_reference(value, 65535, "ProductEntity.category"))
 
     @property
     def category(self) -> CategoryEntity | None:
@@ -68,9 +73,7 @@ class ProductEntity(EntityBase):
         value = self._row[3]
         if not value:
             return None
-        from .category_entity import CategoryEntityProvider
-
-        return CategoryEntityProvider.get_by_id(self._ctx, value)
+        return _category_entity.CategoryEntityProvider.get_by_id(self._ctx, value)
 
     @category.setter
     def category(self, value: CategoryEntity | None) -> None:
@@ -83,19 +86,21 @@ class ProductEntity(EntityBase):
 
     @status.setter
     def status(self, value: Status) -> None:
-        self._set(4, _v.to_enum_value(value, _STATUS_VALUES, 'ProductEntity.status'))
+        self._set(4, _v.to_enum_value(value, _STATUS_VALUES, "ProductEntity.status"))
 
     @property
     def tags(self) -> set[Tag] | None:
         value = self._row[5]
-        return None if value is None else _v.from_set_value(value, _TAGS_MEMBERS)
+        if value is None:
+            return None
+        return _v.from_set_value(value, _TAGS_MEMBERS)
 
     @tags.setter
     def tags(self, value: Iterable[Tag] | None) -> None:
         if value is None:
             self._set(5, None)
             return
-        self._set(5, _v.to_set_value(value, _TAGS_ORDER, 'ProductEntity.tags'))
+        self._set(5, _v.to_set_value(value, _TAGS_ORDER, "ProductEntity.tags"))
 
     @property
     def description(self) -> str:
@@ -105,7 +110,7 @@ class ProductEntity(EntityBase):
     @description.setter
     def description(self, value: str) -> None:
         if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, 'ProductEntity.description')
+            value = _v.check_str(value, 16777215, "ProductEntity.description")
         self._set(6, value)
 
     @property
@@ -118,7 +123,7 @@ class ProductEntity(EntityBase):
         if value is None:
             self._set(7, None)
             return
-        self._set(7, _v.check_float(value, None, False, 'ProductEntity.weight'))
+        self._set(7, _v.check_float(value, None, False, "ProductEntity.weight"))
 
     @property
     def released(self) -> datetime.date | None:
@@ -130,7 +135,7 @@ class ProductEntity(EntityBase):
         if value is None:
             self._set(8, None)
             return
-        self._set(8, _v.check_date(value, 'ProductEntity.released'))
+        self._set(8, _v.check_date(value, "ProductEntity.released"))
 
     @property
     def created_at(self) -> datetime.datetime:
@@ -139,7 +144,7 @@ class ProductEntity(EntityBase):
 
     @created_at.setter
     def created_at(self, value: datetime.datetime) -> None:
-        self._set(9, _v.check_datetime(value, 'ProductEntity.created_at'))
+        self._set(9, _v.check_datetime(value, "ProductEntity.created_at"))
 
     @property
     def updated_at(self) -> datetime.datetime:
@@ -148,7 +153,7 @@ class ProductEntity(EntityBase):
 
     @updated_at.setter
     def updated_at(self, value: datetime.datetime) -> None:
-        self._set(10, _v.check_datetime(value, 'ProductEntity.updated_at'))
+        self._set(10, _v.check_datetime(value, "ProductEntity.updated_at"))
 
     @property
     def fake_delete(self) -> bool:
@@ -165,26 +170,26 @@ class _ProductEntityFields:
     __slots__ = ()
 
     id: Final = Column[int]("id")
-    name: Final = StrColumn('name')
-    price: Final = Column[float]('price')
-    category: Final = Column[int]('category')
-    status: Final = Column[Status]('status')
-    description: Final = StrColumn('description')
-    weight: Final = NullableColumn[float]('weight')
-    released: Final = NullableColumn[datetime.date]('released')
-    created_at: Final = Column[datetime.datetime]('created_at')
-    updated_at: Final = Column[datetime.datetime]('updated_at')
+    name: Final = StrColumn("name")
+    price: Final = Column[float]("price")
+    category: Final = Column[int]("category")
+    status: Final = Column[Status]("status")
+    description: Final = StrColumn("description")
+    weight: Final = NullableColumn[float]("weight")
+    released: Final = NullableColumn[datetime.date]("released")
+    created_at: Final = Column[datetime.datetime]("created_at")
+    updated_at: Final = Column[datetime.datetime]("updated_at")
 
 
 class _ProductEntityProvider(ProviderBase[ProductEntity]):
     """Reads, searches and creates ProductEntity entities (use the ``ProductEntityProvider`` singleton)."""
 
     entity_class = ProductEntity
-    entity_name = 'ProductEntity'
-    table = 'ProductEntity'
-    mysql_pool = 'default'
-    id_pool = 'default'
-    kind = 3
+    entity_name = "ProductEntity"
+    table = "ProductEntity"
+    mysql_pool = "default"
+    id_pool = "default"
+    kind = "ProductEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity`"
     count_sql = "SELECT COUNT(*) FROM `ProductEntity`"
@@ -192,30 +197,77 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     by_id_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity` WHERE `id` = %s"
     insert_sql = "INSERT INTO `ProductEntity` (`id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete`) VALUES "
     insert_row_sql = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    update_columns = ('`id`=%s', '`name`=%s', '`price`=%s', '`category`=%s', '`status`=%s', '`tags`=%s', '`description`=%s', '`weight`=%s', '`released`=%s', '`created_at`=%s', '`updated_at`=%s', '`fake_delete`=%s',)
-    attribute_names = ('id', 'name', 'price', 'category_id', 'status', 'tags', 'description', 'weight', 'released', 'created_at', 'updated_at', 'fake_delete',)
-    fake_delete_sql = '`fake_delete`'
+    update_columns = (
+        "`id`=%s",
+        "`name`=%s",
+        "`price`=%s",
+        "`category`=%s",
+        "`status`=%s",
+        "`tags`=%s",
+        "`description`=%s",
+        "`weight`=%s",
+        "`released`=%s",
+        "`created_at`=%s",
+        "`updated_at`=%s",
+        "`fake_delete`=%s",
+    )
+    attribute_names = (
+        "id",
+        "name",
+        "price",
+        "category_id",
+        "status",
+        "tags",
+        "description",
+        "weight",
+        "released",
+        "created_at",
+        "updated_at",
+        "fake_delete",
+    )
+    fake_delete_sql = "`fake_delete`"
     fake_delete_index = 11
     created_at_index = 9
     updated_at_index = 10
-    required_references = ((3, 'category'),)
-    default_row = (0, '', Decimal('0.00'), 0, 'draft', None, '', None, None, datetime.datetime(1000, 1, 1), datetime.datetime(1000, 1, 1), 0,)
+    required_references = ((3, "category"),)
+    default_row = (
+        0,
+        "",
+        Decimal("0.00"),
+        0,
+        "draft",
+        None,
+        "",
+        None,
+        None,
+        datetime.datetime(1000, 1, 1),
+        datetime.datetime(1000, 1, 1),
+        0,
+    )
     row_cache = True
-    local_pool = 'default'
+    local_pool = "default"
     cached = True
-    cache_stamp = '226ba69231bc'
-    cached_uniques = (('Name', (1,), ('name',)),)
+    cache_stamp = "226ba69231bc"
+    cached_uniques = (("Name", (1,), ("name",)),)
     fields: Final = _ProductEntityFields()
 
     def get_by_index_category_status(
         self, ctx: Context, category: int, status: Status, pager: Pager | None = None
     ) -> list[ProductEntity]:
         """ProductEntity entities whose (category, status) match, in id order."""
-        return self._by_columns(ctx, (Condition("`category` = ?", (category,), 'category', category), Condition("`status` = ?", (status,), 'status', status),), pager, False)
+        return self._by_columns(
+            ctx,
+            (
+                Condition("`category` = ?", (category,), "category", category),
+                Condition("`status` = ?", (status,), "status", status),
+            ),
+            pager,
+            False,
+        )
 
     def get_by_unique_index_name(self, ctx: Context, name: str) -> ProductEntity | None:
         """The ProductEntity whose (name) match, or ``None`` (cached in Redis)."""
-        return self._by_unique(ctx, 0, (name,), (Condition("`name` = ?", (name,), 'name', name),))
+        return self._by_unique(ctx, 0, (name,), (Condition("`name` = ?", (name,), "name", name),))
 
 
 ProductEntityProvider: Final = _ProductEntityProvider()
