@@ -94,6 +94,19 @@ def test_id_counter_is_seeded_from_max_id(fluxa_ctx: Context) -> None:
     assert user.id > 5000
 
 
+def test_a_busy_process_reserves_bigger_id_blocks(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    state_of(fluxa_ctx.engine).bind(UserEntityProvider).forget_ids()  # a fresh process
+    with fluxa_assert_queries() as counter:
+        ids = [UserEntityProvider.new(fluxa_ctx).id for _ in range(6300)]
+    fluxa_ctx.clear_flush()
+    assert len(set(ids)) == 6300 and ids == sorted(ids)
+    reserves = [op for _, op in counter.operations if op == "reserve ids"]
+    # blocks of 100, 200, 400, ... (plus one retry after seeding from MAX(id)), not 63
+    assert 6 <= len(reserves) <= 7, reserves
+
+
 def test_required_reference_unset_fails_and_writes_nothing(fluxa_ctx: Context) -> None:
     category = new_category(fluxa_ctx, "Toys")
     product = ProductEntityProvider.new(fluxa_ctx)

@@ -154,7 +154,15 @@ def column_code(
         code.field_ref = column_ref("int")
     elif kind is FieldKind.BOOL:
         converting_getter(lambda v: call("bool", v))
-        setter(set_to(call("_v.check_bool", "value", where)))
+        check = call("_v.check_bool", "value", where)
+        setter(
+            [
+                "        if value is True or value is False:",
+                f"            self._set({i}, 1 if value else 0)",
+                "        else:",
+                *statement(3, "", call("self._set", str(i), check)),
+            ]
+        )
         code.default = "None" if nullable else "0"
         code.field_ref = column_ref("bool")
     elif kind is FieldKind.FLOAT:
@@ -170,7 +178,20 @@ def column_code(
         else:
             plain_getter()
             precision, unsigned = str(column.precision), str(column.unsigned)
-            setter(set_to(call("_v.check_float", "value", precision, unsigned, where)))
+            check = call("_v.check_float", "value", precision, unsigned, where)
+            if column.precision is None:
+                # finite (and not negative when unsigned): stored as given
+                low = "0.0 <=" if column.unsigned else "-math.inf <"
+                code.imports.add(("math", ""))
+                setter(
+                    [
+                        f"        if type(value) is not float or not {low} value < math.inf:",
+                        *assign(3, "value", check),
+                        f"        self._set({i}, value)",
+                    ]
+                )
+            else:
+                setter(set_to(check))
             code.default = "None" if nullable else "0.0"
         code.field_ref = column_ref("float")
     elif kind is FieldKind.STR:

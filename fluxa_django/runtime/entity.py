@@ -138,6 +138,9 @@ class EntityBase:
     # -- changing (generated setters, delete) -------------------------------------------
 
     def _set(self, index: int, value: Any) -> None:
+        if self._state == NEW:  # tracked since new(); its row is a list
+            self._row[index] = value  # type: ignore[index]
+            return
         row = self._row
         current = row[index]
         if current == value and type(current) is type(value):
@@ -146,12 +149,10 @@ class EntityBase:
             raise ValueError(f"{type(self).__name__} {row[0]} was deleted; it cannot be changed")
         orig = self._orig
         if orig is None:
-            if self._state != NEW:
-                # First change since load/flush: keep the loaded row, start tracking.
-                # (A new entity is tracked from new() and its row is already a list.)
-                self._orig = orig = row  # type: ignore[assignment]
-                self._row = row = list(row)
-                self._ctx._track(self)
+            # First change since load/flush: keep the loaded row, start tracking.
+            self._orig = orig = row  # type: ignore[assignment]
+            self._row = row = list(row)
+            self._ctx._track(self)
         elif (
             self._state == LOADED
             and value == orig[index]

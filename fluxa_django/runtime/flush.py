@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from fluxa_django.backends.mysql import DriverError, database_error
+from fluxa_django.backends.mysql import DriverError, database_error, values_sql
 from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime import outer
@@ -49,20 +49,31 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
     """Group the tracked entities by pool and table; raises before any SQL on bad input."""
     now = _now()
     pools: dict[str, dict[str, TablePlan]] = {}
+    provider: ProviderBase[Any] | None = None
+    # Set at the first entity (its provider is not None) and whenever the type changes.
+    table: TablePlan
+    inserts: Callable[[tuple[EntityBase, list[Any]]], None]
+    validate_insert: Callable[[Sequence[Any]], None] | None
+    created: int | None
+    updated: int | None
     for entity in ctx._tracked.values():
-        provider = entity._provider
         state = entity._state
         if state == GONE:
             continue
-        tables = pools.setdefault(provider.mysql_pool, {})
-        table = tables.get(provider.table)
-        if table is None:
-            table = tables[provider.table] = TablePlan(provider)
+        if entity._provider is not provider:  # entities of one type usually come in a run
+            provider = entity._provider
+            tables = pools.setdefault(provider.mysql_pool, {})
+            found = tables.get(provider.table)
+            if found is None:
+                found = tables[provider.table] = TablePlan(provider)
+            table = found
+            inserts = table.inserts.append
+            validate_insert = provider.validate_insert if provider.required_references else None
+            created, updated = provider.created_at_index, provider.updated_at_index
         if state == NEW:
-            if provider.required_references:
-                provider.validate_insert(entity._row)
-            row = entity._insert_row(now, provider.created_at_index, provider.updated_at_index)
-            table.inserts.append((entity, row))
+            if validate_insert is not None:
+                validate_insert(entity._row)
+            inserts((entity, entity._insert_row(now, created, updated)))
         elif state == FORCE_DELETE:
             table.deletes.append(entity)
         else:
@@ -70,11 +81,10 @@ def plan(ctx: Context) -> dict[str, dict[str, TablePlan]]:
             changed = entity.changed_columns()  # a soft delete set `fake_delete` already
             soft = state == DELETE
             if not soft:
-                provider.validate_update(row, changed)
+                table.provider.validate_update(row, changed)
             if not changed:  # e.g. delete() again on an already soft-deleted row
                 entity._settle()
                 continue
-            updated = provider.updated_at_index
             if updated is not None and updated not in changed:
                 row[updated] = now
                 changed.append(updated)
@@ -142,9 +152,10 @@ def flush(ctx: Context) -> None:
                     _write(ctx, tx.raw, pool_code, tables)
             unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
-            for table in tables.values():
-                for entity in table.entities():
-                    ctx._untrack(entity)
+            if unwritten:  # a later pool may fail: these entities are done with
+                for table in tables.values():
+                    for entity in table.entities():
+                        ctx._untrack(entity)
             # After the commit, before any hook: caches first, then the hooks.
             release = partial(_release, cache_keys[pool_code], True)
             if sql_runner.in_outer_transaction(pool):
@@ -205,7 +216,7 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
         for name in sorted(tables):
             table = tables[name]
             try:
-                _write_table(ctx, cur, pool, table)
+                _write_table(ctx, conn, cur, pool, table)
             except DriverError as exc:
                 provider = table.provider
                 raise database_error(exc, pool, provider.entity_name, provider.table) from exc
@@ -213,14 +224,18 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
         cur.close()
 
 
-def _write_table(ctx: Context, cur: Any, pool: str, table: TablePlan) -> None:
+def _write_table(ctx: Context, conn: Any, cur: Any, pool: str, table: TablePlan) -> None:
     provider = table.provider
-    rows = table.inserts
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(chunk))
+    inserts = table.inserts
+    for start in range(0, len(inserts), INSERT_CHUNK):
+        rows = [row for _, row in inserts[start : start + INSERT_CHUNK]]
+        sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(rows))
+        values = values_sql(conn, rows)
+        if values is not None:  # formatted in one pass (backends/mysql.py)
+            sql_runner.execute(ctx, cur, pool, sql, None, "insert", provider.insert_sql + values)
+            continue
         args: list[Any] = []
-        for _, row in chunk:
+        for row in rows:
             args.extend(row)
         sql_runner.execute(ctx, cur, pool, sql, args, "insert")
     _write_updates(ctx, cur, pool, provider, table.updates)

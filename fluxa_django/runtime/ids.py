@@ -2,11 +2,15 @@
 
 Each process reserves blocks with ``INCRBY`` so that most ``new()`` calls cost
 no round trip; ids are unique across processes, with gaps after a restart.
+A process creating entities fast (a block used up within a second) doubles its
+block, up to 10,000 ids (less for small id types); after ten quiet seconds it
+starts small again, so an idle process that exits leaves a small gap.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import redis as redis_lib
@@ -47,6 +51,9 @@ class IdAllocator:
         self.mysql = mysql
         self.max_id = max_id
         self.block = block
+        self.first_block = block
+        self.max_block = max(block, min(10_000, max_id // 100_000))
+        self._reserved_at = -1e9
         self._next = 1
         self._end = 0
         self._lock = threading.Lock()
@@ -65,6 +72,13 @@ class IdAllocator:
         return value
 
     def _reserve(self) -> None:
+        now = time.monotonic()
+        since = now - self._reserved_at
+        if since < 1.0:
+            self.block = min(self.block * 2, self.max_block)
+        elif since > 10.0:
+            self.block = self.first_block
+        self._reserved_at = now
         try:
             self._reserve_block()
         except (redis_lib.RedisError, OSError) as exc:

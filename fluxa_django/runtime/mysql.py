@@ -82,17 +82,29 @@ def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
             cur.close()
 
 
-def execute(ctx: Context, cursor: Any, pool: str, sql: str, args: Any, operation: str) -> int:
+def execute(
+    ctx: Context,
+    cursor: Any,
+    pool: str,
+    sql: str,
+    args: Any,
+    operation: str,
+    literal: str | None = None,
+) -> int:
     """Run one statement on an open cursor (inside a flush transaction).
 
-    Driver errors propagate unchanged: the flush wraps them, naming the table.
+    ``literal``, when given, is the statement with its values already formatted
+    (``backends.mysql.values_sql``): it is what runs, and ``sql`` (placeholders)
+    is what the loggers see. Driver errors propagate unchanged: the flush wraps
+    them, naming the table.
     """
     if OBSERVERS:
         notify("mysql", operation)
+    statement = sql if literal is None else literal
     if ctx._loggers or metrics.METRICS is not None:
-        _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(sql, args))
+        _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(statement, args))
     else:
-        cursor.execute(sql, args)
+        cursor.execute(statement, args)
     return int(cursor.rowcount)
 
 

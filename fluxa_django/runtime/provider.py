@@ -106,7 +106,10 @@ class ProviderBase(Generic[E]):
 
     def new(self, ctx: Context) -> E:
         """A new entity with the next free id; inserted by the next ``ctx.flush()``."""
-        return self._new(ctx, self._binding(ctx).ids().next_id())
+        row = list(self.default_row)
+        row[0] = self._binding(ctx).ids().next_id()
+        entity: E = self.entity_class._created(ctx, row)
+        return entity
 
     def new_with_id(self, ctx: Context, id: int) -> E:
         """A new entity with a caller-chosen id."""

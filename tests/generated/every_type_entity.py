@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal
@@ -215,7 +216,10 @@ class EveryTypeEntity(EntityBase):
 
     @flag.setter
     def flag(self, value: bool) -> None:
-        self._set(14, _v.check_bool(value, "EveryTypeEntity.flag"))
+        if value is True or value is False:
+            self._set(14, 1 if value else 0)
+        else:
+            self._set(14, _v.check_bool(value, "EveryTypeEntity.flag"))
 
     @property
     def n_flag(self) -> bool | None:
@@ -229,7 +233,10 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(15, None)
             return
-        self._set(15, _v.check_bool(value, "EveryTypeEntity.n_flag"))
+        if value is True or value is False:
+            self._set(15, 1 if value else 0)
+        else:
+            self._set(15, _v.check_bool(value, "EveryTypeEntity.n_flag"))
 
     @property
     def ratio(self) -> float:
@@ -238,7 +245,9 @@ class EveryTypeEntity(EntityBase):
 
     @ratio.setter
     def ratio(self, value: float) -> None:
-        self._set(16, _v.check_float(value, None, False, "EveryTypeEntity.ratio"))
+        if type(value) is not float or not -math.inf < value < math.inf:
+            value = _v.check_float(value, None, False, "EveryTypeEntity.ratio")
+        self._set(16, value)
 
     @property
     def n_ratio(self) -> float | None:
@@ -250,7 +259,9 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(17, None)
             return
-        self._set(17, _v.check_float(value, None, False, "EveryTypeEntity.n_ratio"))
+        if type(value) is not float or not -math.inf < value < math.inf:
+            value = _v.check_float(value, None, False, "EveryTypeEntity.n_ratio")
+        self._set(17, value)
 
     @property
     def money(self) -> float:
@@ -276,7 +287,9 @@ class EveryTypeEntity(EntityBase):
 
     @positive.setter
     def positive(self, value: float) -> None:
-        self._set(20, _v.check_float(value, None, True, "EveryTypeEntity.positive"))
+        if type(value) is not float or not 0.0 <= value < math.inf:
+            value = _v.check_float(value, None, True, "EveryTypeEntity.positive")
+        self._set(20, value)
 
     @property
     def text(self) -> str:

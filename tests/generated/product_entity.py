@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
@@ -123,7 +124,9 @@ class ProductEntity(EntityBase):
         if value is None:
             self._set(7, None)
             return
-        self._set(7, _v.check_float(value, None, False, "ProductEntity.weight"))
+        if type(value) is not float or not -math.inf < value < math.inf:
+            value = _v.check_float(value, None, False, "ProductEntity.weight")
+        self._set(7, value)
 
     @property
     def released(self) -> datetime.date | None:

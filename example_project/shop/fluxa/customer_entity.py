@@ -98,7 +98,10 @@ class CustomerEntity(EntityBase):
 
     @vip.setter
     def vip(self, value: bool) -> None:
-        self._set(7, _v.check_bool(value, "CustomerEntity.vip"))
+        if value is True or value is False:
+            self._set(7, 1 if value else 0)
+        else:
+            self._set(7, _v.check_bool(value, "CustomerEntity.vip"))
 
     @property
     def newsletter(self) -> bool | None:
@@ -112,7 +115,10 @@ class CustomerEntity(EntityBase):
         if value is None:
             self._set(8, None)
             return
-        self._set(8, _v.check_bool(value, "CustomerEntity.newsletter"))
+        if value is True or value is False:
+            self._set(8, 1 if value else 0)
+        else:
+            self._set(8, _v.check_bool(value, "CustomerEntity.newsletter"))
 
     @property
     def avatar(self) -> bytes | None:
