@@ -232,7 +232,10 @@ def _write_table(ctx: Context, conn: Any, cur: Any, pool: str, table: TablePlan)
         sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(rows))
         values = values_sql(conn, rows)
         if values is not None:  # formatted in one pass (backends/mysql.py)
-            sql_runner.execute(ctx, cur, pool, sql, None, "insert", provider.insert_sql + values)
+            shown_args = range(len(rows) * len(rows[0]))  # the loggers see how many values
+            sql_runner.execute(
+                ctx, cur, pool, sql, shown_args, "insert", provider.insert_sql + values
+            )
             continue
         args: list[Any] = []
         for row in rows:

@@ -94,17 +94,17 @@ def execute(
     """Run one statement on an open cursor (inside a flush transaction).
 
     ``literal``, when given, is the statement with its values already formatted
-    (``backends.mysql.values_sql``): it is what runs, and ``sql`` (placeholders)
-    is what the loggers see. Driver errors propagate unchanged: the flush wraps
+    (``backends.mysql.values_sql``): it is what runs, while the loggers see ``sql``
+    (placeholders) and the number of ``args``. Driver errors propagate unchanged: the flush wraps
     them, naming the table.
     """
     if OBSERVERS:
         notify("mysql", operation)
-    statement = sql if literal is None else literal
+    statement, bound = (sql, args) if literal is None else (literal, None)
     if ctx._loggers or metrics.METRICS is not None:
-        _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(statement, args))
+        _logged(ctx, pool, operation, sql, args, lambda: cursor.execute(statement, bound))
     else:
-        cursor.execute(statement, args)
+        cursor.execute(statement, bound)
     return int(cursor.rowcount)
 
 
