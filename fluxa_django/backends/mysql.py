@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import MySQLdb
 
@@ -27,6 +27,20 @@ Row = tuple[Any, ...]
 
 
 DriverError = MySQLdb.Error  # what mysqlclient raises; never leaves fluxa_django
+T = TypeVar("T")
+
+# The connection is dead: the server restarted or went away, or killed it (idle too long).
+_GONE = frozenset({2006, 2013, 2055, 1927, 4031})
+
+
+class _DeadConnection(MySQLdb.OperationalError):  # type: ignore[misc]
+    """A pooled connection failed its first statement: retried on a fresh one."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection itself is dead (not the statement wrong)."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return isinstance(exc, MySQLdb.OperationalError) and bool(args) and args[0] in _GONE
 
 
 def database_error(
@@ -169,16 +183,43 @@ class MySQLPool:
         try:
             conn = self._take()
             yield conn.raw
-        except (MySQLdb.OperationalError, OperationalError):
+        except (MySQLdb.OperationalError, OperationalError) as exc:
             if conn is not None:  # the connection may be broken: never reuse it
                 with contextlib.suppress(Exception):
                     conn.raw.close()
                 conn = None
+            cause = exc if isinstance(exc, MySQLdb.OperationalError) else exc.__cause__
+            if cause is not None and connection_lost(cause):
+                self._drop_idle()  # they date from before the server went away too
             raise
         finally:
             if conn is not None:
                 self._give_back(conn)
             self._slots.release()
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.raw.close()
+
+    def read(self, work: Callable[[Any], T]) -> T:
+        """``work(raw connection)`` for a statement that only reads.
+
+        A pooled connection found dead (the server restarted, or closed it while
+        idle) is dropped with the other idle ones, and the read runs once more on a
+        fresh connection. Writes never get this retry (``begin`` retries only a
+        failed ``BEGIN``, before anything was sent).
+        """
+        try:
+            with self.connection() as raw:
+                return work(raw)
+        except MySQLdb.OperationalError as exc:
+            if not connection_lost(exc):
+                raise
+        with self.connection() as raw:
+            return work(raw)
 
     def _take(self) -> _Conn:
         now = time.monotonic()
@@ -213,8 +254,7 @@ class MySQLPool:
     def query(self, sql: str, *params: Any) -> list[Row]:
         """Run a query and return every row as a tuple."""
         try:
-            with self.connection() as raw:
-                return _query(raw, sql, params)
+            return self.read(lambda raw: _query(raw, sql, params))
         except DriverError as exc:
             raise database_error(exc, self.code) from exc
 
@@ -230,20 +270,29 @@ class MySQLPool:
         Driver errors inside the block (from ``tx`` methods) and of the commit
         surface as ``IntegrityError``/``OperationalError``.
         """
-        with self.connection() as raw:
+        for attempt in (1, 2):
             try:
-                raw.begin()
-            except DriverError as exc:
-                raise database_error(exc, self.code) from exc
-            tx = MySQLTransaction(raw, self.code)
-            try:
-                yield tx
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    raw.rollback()
-                raise
-            if not tx.finished:
-                tx.commit()
+                with self.connection() as raw:
+                    try:
+                        raw.begin()
+                    except DriverError as exc:
+                        if attempt == 1 and connection_lost(exc):
+                            # A dead pooled connection, nothing sent yet: discard it
+                            # (and the other idle ones) and begin on a fresh one.
+                            raise _DeadConnection(*exc.args) from exc
+                        raise database_error(exc, self.code) from exc
+                    tx = MySQLTransaction(raw, self.code)
+                    try:
+                        yield tx
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            raw.rollback()
+                        raise
+                    if not tx.finished:
+                        tx.commit()
+                    return
+            except _DeadConnection:
+                continue
 
 
 class MySQLTransaction:

@@ -225,7 +225,7 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "entity_name": py_str(name),
         "table": py_str(schema.table),
         "mysql_pool": py_str(schema.mysql_pool),
-        "id_pool": py_str(schema.redis_cache or "default"),
+        "redis_pool": py_str(schema.redis_cache or "default"),
         "kind": py_str(name),
         "id_max": str(id_width.max),
         "select_sql": py_str(f"SELECT {cols} FROM {table}"),

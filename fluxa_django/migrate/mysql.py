@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from fluxa_django.engine import Engine
 from fluxa_django.migrate.introspect import LiveTable, introspect
+from fluxa_django.runtime.ids import LEDGER
 from fluxa_django.schema import ColumnType, EntitySchema, IndexSchema
 from fluxa_django.schema.model import quote_name
 
@@ -76,7 +77,7 @@ def plan_mysql(
         owned = {s.table for s in schemas}
         for schema in schemas:
             plan.alters.extend(_table_alters(code, schema, live.get(schema.table)))
-        ignored = set(pool.options.ignored_tables)
+        ignored = {*pool.options.ignored_tables, LEDGER}  # the id counters (runtime/ids.py)
         for table in sorted(set(live) - owned - ignored):
             if table in drop:
                 plan.alters.append(

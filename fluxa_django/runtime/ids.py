@@ -1,7 +1,14 @@
-"""``IdAllocator``: entity ids from a Redis counter seeded from ``MAX(id)``.
+"""``IdAllocator``: entity ids from a durable counter beside the entity's table.
 
-Each process reserves blocks with ``INCRBY`` so that most ``new()`` calls cost
-no round trip; ids are unique across processes, with gaps after a restart.
+Ids are reserved in blocks from the ``_fluxa_ids`` table of the entity's MySQL
+database (one row per entity table: the first id not handed out yet), so most
+``new()`` calls cost no round trip. A block starts above ``MAX(id)`` of the
+table, above the counter and above every id this process handed out, and the
+counter is committed before any id of the block is used: ids stay unique
+across processes whatever happens to Redis (a restart without persistence, a
+failover to a lagging replica, a restored snapshot), which a Redis counter
+cannot promise. The table is created on first use when it does not exist.
+
 A process creating entities fast (a block used up within a second) doubles its
 block, up to 10,000 ids (less for small id types); after ten quiet seconds it
 starts small again, so an idle process that exits leaves a small gap.
@@ -11,53 +18,46 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import redis as redis_lib
-
-from fluxa_django.errors import PoolError
+from fluxa_django.backends.mysql import DriverError, database_error
 from fluxa_django.runtime.observe import OBSERVERS, notify
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
-    from fluxa_django.backends.redis import RedisPool
 
-# KEYS[1] counter; ARGV[1] block size; ARGV[2] seed or "" when not known yet.
-_RESERVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-    if ARGV[2] == '' then return -1 end
-    redis.call('SET', KEYS[1], ARGV[2], 'NX')
-end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
-"""
+LEDGER = "_fluxa_ids"
+CREATE_LEDGER = (
+    f"CREATE TABLE IF NOT EXISTS `{LEDGER}` ("
+    "`table_name` varchar(64) NOT NULL PRIMARY KEY, "
+    "`next_id` bigint unsigned NOT NULL"
+    ") ENGINE=InnoDB DEFAULT CHARSET=ascii"
+)
+# The new counter is GREATEST(counter, MAX(id) + 1, this process's floor) + block;
+# LAST_INSERT_ID(expr) hands it back in the statement's OK packet (one round trip).
+_RESERVE = (
+    f"INSERT INTO `{LEDGER}` (`table_name`, `next_id`) VALUES (%s, LAST_INSERT_ID(%s + %s)) "
+    "ON DUPLICATE KEY UPDATE `next_id` = LAST_INSERT_ID(GREATEST(`next_id`, %s) + %s)"
+)
+_NO_TABLE = 1146  # ER_NO_SUCH_TABLE
 
 
 class IdAllocator:
-    """Hands out ids for one table, reserving ``block`` ids per Redis round trip."""
+    """Hands out ids for one table, reserving ``block`` ids per reservation."""
 
-    def __init__(
-        self,
-        entity: str,
-        table: str,
-        redis: RedisPool,
-        mysql: MySQLPool,
-        max_id: int,
-        block: int = 100,
-    ) -> None:
+    def __init__(self, entity: str, table: str, mysql: MySQLPool, max_id: int) -> None:
         self.entity = entity
-        self.key = f"fluxa:id:{mysql.database}:{table}"
         self.table = table
-        self.redis = redis
         self.mysql = mysql
         self.max_id = max_id
-        self.block = block
-        self.first_block = block
-        self.max_block = max(block, min(10_000, max_id // 100_000))
+        self.first_block = min(100, max_id)
+        self.block = self.first_block
+        self.max_block = max(self.first_block, min(10_000, max_id // 100_000))
         self._reserved_at = -1e9
         self._next = 1
-        self._end = 0
+        self._end = 0  # the last id of the current block
         self._lock = threading.Lock()
-        self._script = redis.client.register_script(_RESERVE)
+        self._max_sql = f"SELECT IFNULL(MAX(`id`), 0) FROM `{table}`"
 
     def next_id(self) -> int:
         with self._lock:
@@ -75,31 +75,50 @@ class IdAllocator:
         now = time.monotonic()
         since = now - self._reserved_at
         if since < 1.0:
-            self.block = min(self.block * 2, self.max_block)
+            block = min(self.block * 2, self.max_block)
         elif since > 10.0:
-            self.block = self.first_block
-        self._reserved_at = now
+            block = self.first_block
+        else:
+            block = self.block
         try:
-            self._reserve_block()
-        except (redis_lib.RedisError, OSError) as exc:
-            raise PoolError(
-                f"entity {self.entity}: new() cannot reserve ids: redis pool "
-                f"{self.redis.code!r} is unreachable ({type(exc).__name__})",
-                pool=self.redis.code,
-            ) from exc
-
-    def _reserve_block(self) -> None:
-        if OBSERVERS:
-            notify("redis", "reserve ids")
-        end = int(self._script(keys=[self.key], args=[self.block, ""]))
-        if end < 0:
-            if OBSERVERS:
-                notify("mysql", "max id")
-                notify("redis", "reserve ids")
-            row = self.mysql.query_row(f"SELECT IFNULL(MAX(`id`), 0) FROM `{self.table}`")
-            # The counter is gone (new Redis, restart, FLUSHDB): never go below an id
-            # this process already handed out, even one not flushed yet.
-            seed = max(int(row[0]) if row else 0, self._end)
-            end = int(self._script(keys=[self.key], args=[self.block, seed]))
+            try:
+                end = self._reserve_block(block)
+            except DriverError as exc:
+                if exc.args and exc.args[0] == _NO_TABLE:
+                    self._create_ledger()
+                    end = self._reserve_block(block)
+                else:
+                    raise
+        except DriverError as exc:
+            raise database_error(exc, self.mysql.code, self.entity, LEDGER) from exc
+        self.block = block
+        self._reserved_at = now
         self._end = end
-        self._next = end - self.block + 1
+        self._next = end - block + 1
+
+    def _reserve_block(self, block: int) -> int:
+        """Commit the next ``block`` ids on the server; returns the last one."""
+        if OBSERVERS:
+            notify("mysql", "reserve ids")
+        # pool.read retries once on a fresh connection when the pooled one is dead;
+        # running the reservation twice is harmless (it only leaves a gap).
+        return self.mysql.read(lambda raw: self._reserve_on(raw, block))
+
+    def _reserve_on(self, raw: Any, block: int) -> int:
+        cur = raw.cursor()
+        try:
+            cur.execute(self._max_sql)
+            row = cur.fetchone()
+            floor = max(int(row[0]) + 1 if row else 1, self._end + 1)
+            cur.execute(_RESERVE, (self.table, floor, block, floor, block))
+            return int(cur.lastrowid) - 1
+        finally:
+            cur.close()
+
+    def _create_ledger(self) -> None:
+        with self.mysql.connection() as raw:
+            cur = raw.cursor()
+            try:
+                cur.execute(CREATE_LEDGER)
+            finally:
+                cur.close()

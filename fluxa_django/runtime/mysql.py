@@ -11,9 +11,8 @@ entity, table and pool, with the driver's exception as ``__cause__``.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fluxa_django import metrics
@@ -41,17 +40,6 @@ def in_outer_transaction(pool: MySQLPool) -> bool:
     return outer.active().in_transaction(pool.django_alias)
 
 
-@contextlib.contextmanager
-def connection(pool: MySQLPool) -> Iterator[Any]:
-    alias = pool.django_alias
-    raw = None if alias is None else outer.active().connection(alias)
-    if raw is not None:
-        yield raw
-        return
-    with pool.connection() as conn:
-        yield conn
-
-
 def fetch(
     ctx: Context,
     pool: MySQLPool,
@@ -73,13 +61,20 @@ def fetch(
 
 
 def _fetch(pool: MySQLPool, sql: str, args: Any) -> list[Any]:
-    with connection(pool) as raw:
-        cur = raw.cursor()
-        try:
-            cur.execute(sql, args)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+    alias = pool.django_alias
+    raw = None if alias is None else outer.active().connection(alias)
+    if raw is not None:  # inside the outer transaction: its connection, no retry
+        return _rows(raw, sql, args)
+    return pool.read(lambda raw: _rows(raw, sql, args))
+
+
+def _rows(raw: Any, sql: str, args: Any) -> list[Any]:
+    cur = raw.cursor()
+    try:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 def execute(

@@ -36,7 +36,7 @@ class ProviderBase(Generic[E]):
     entity_name: ClassVar[str]
     table: ClassVar[str]
     mysql_pool: ClassVar[str]
-    id_pool: ClassVar[str]  # Redis pool of the id counter
+    redis_pool: ClassVar[str]  # Redis pool of the cache tiers (Meta.redis_cache)
     kind: ClassVar[str]  # context-cache key of the entity type (the entity's name)
     id_max: ClassVar[int]
     select_sql: ClassVar[str]  # SELECT <all columns> FROM `t`

@@ -34,14 +34,13 @@ if TYPE_CHECKING:
 class Binding:
     """One entity type on one engine."""
 
-    __slots__ = ("_ids", "_state", "entity", "id_max", "id_pool", "pool", "rows", "table", "tiers")
+    __slots__ = ("_ids", "_state", "entity", "id_max", "pool", "rows", "table", "tiers")
 
     def __init__(self, state: EngineState, provider: ProviderBase[Any]) -> None:
         engine = state.engine
         self._state = state
         self.entity = provider.entity_name
         self.table = provider.table
-        self.id_pool = provider.id_pool
         self.id_max = provider.id_max
         self.pool: MySQLPool = engine.mysql(provider.mysql_pool)
         self.rows = RowSource(
@@ -61,15 +60,7 @@ class Binding:
         if allocator is None:
             from fluxa_django.runtime.ids import IdAllocator
 
-            engine = self._state.engine
-            if self.id_pool not in engine.redis_pools:
-                raise ConfigError(
-                    f"entity {self.entity}: new() needs Redis pool {self.id_pool!r} for id "
-                    "allocation, which is not registered"
-                )
-            allocator = self._ids = IdAllocator(
-                self.entity, self.table, engine.redis(self.id_pool), self.pool, self.id_max
-            )
+            allocator = self._ids = IdAllocator(self.entity, self.table, self.pool, self.id_max)
         return allocator
 
     def forget_ids(self) -> None:
@@ -101,11 +92,16 @@ class EngineState:
                 binding = self.bindings[provider.kind] = Binding(self, provider)
         return binding
 
+    def forget_ids(self) -> None:
+        """Drop every reserved id block (as a new process would start)."""
+        for binding in list(self.bindings.values()):
+            binding.forget_ids()
+
     def tiers_for(self, provider: ProviderBase[Any], pool: MySQLPool, rows: RowSource) -> Tiers:
         from fluxa_django.runtime.tiers import Tiers
 
         engine = self.engine
-        code = provider.id_pool
+        code = provider.redis_pool
         if code not in engine.redis_pools:
             raise ConfigError(
                 f"entity {provider.entity_name}: its cache tiers need Redis pool {code!r}, "

@@ -21,7 +21,9 @@ import pytest
 
 from fluxa_django.engine import Engine
 from fluxa_django.runtime.context import Context
+from fluxa_django.runtime.ids import CREATE_LEDGER, LEDGER
 from fluxa_django.runtime.observe import OBSERVERS
+from fluxa_django.runtime.state import state_of
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -111,6 +113,11 @@ def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
         request.getfixturevalue("transactional_db")
     for schema in fluxa_engine.schemas.values():
         fluxa_engine.mysql(schema.mysql_pool).exec(f"DELETE FROM `{schema.table}`")
+    for code in {schema.mysql_pool for schema in fluxa_engine.schemas.values()}:
+        # id counters start again, as on a fresh database (ids.py)
+        fluxa_engine.mysql(code).exec(CREATE_LEDGER)
+        fluxa_engine.mysql(code).exec(f"DELETE FROM `{LEDGER}`")
+    state_of(fluxa_engine).forget_ids()
     for pool in fluxa_engine.redis_pools.values():
         pool.client.flushdb()
     for cache in fluxa_engine.local_cache_pools.values():

@@ -64,7 +64,7 @@ class _DeletableUserEntityProvider(ProviderBase[DeletableUserEntity]):
     entity_name = "DeletableUserEntity"
     table = "DeletableUserEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "DeletableUserEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`fake_delete` FROM `DeletableUserEntity`"

@@ -69,7 +69,7 @@ class _UserEntityProvider(ProviderBase[UserEntity]):
     entity_name = "UserEntity"
     table = "UserEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "UserEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`age` FROM `UserEntity`"

@@ -45,7 +45,7 @@ class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     entity_name = "CategoryEntity"
     table = "CategoryEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "CategoryEntity"
     id_max = 65535
     select_sql = "SELECT `id`,`name` FROM `CategoryEntity`"

@@ -192,7 +192,7 @@ class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     entity_name = "CustomerEntity"
     table = "CustomerEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "CustomerEntity"
     id_max = 4294967295
     select_sql = "SELECT `id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at` FROM `CustomerEntity`"

@@ -245,7 +245,7 @@ class _OrderEntityProvider(ProviderBase[OrderEntity]):
     entity_name = "OrderEntity"
     table = "OrderEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "OrderEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`customer`,`products`,`coupon`,`quantity`,`small_delta`,`medium_delta`,`points`,`big_counter`,`units`,`channel`,`flags`,`receipt`,`note`,`created_at` FROM `OrderEntity`"

@@ -191,7 +191,7 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     entity_name = "ProductEntity"
     table = "ProductEntity"
     mysql_pool = "default"
-    id_pool = "default"
+    redis_pool = "default"
     kind = "ProductEntity"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity`"
