@@ -36,6 +36,7 @@ _CONTROL = 0
 _EXT_DECIMAL = 1
 _EXT_DATE = 2
 _EXT_DATETIME = 3
+_EXT_BIG_INT = 4  # unique-index tokens only (decode_row never accepts it)
 
 
 class CodecError(ValueError):
@@ -49,6 +50,8 @@ def _default(value: Any) -> msgpack.ExtType:
         return msgpack.ExtType(_EXT_DATETIME, value.isoformat().encode())
     if isinstance(value, datetime.date):
         return msgpack.ExtType(_EXT_DATE, value.isoformat().encode())
+    if isinstance(value, int):  # beyond 64 bits: only in a lookup, never in a row
+        return msgpack.ExtType(_EXT_BIG_INT, str(value).encode())
     raise TypeError(f"cannot cache a value of type {type(value).__name__}")
 
 
@@ -71,12 +74,13 @@ def encode_row(stamp: str, row: Any) -> bytes:
 def decode_row(stamp: str, data: bytes) -> tuple[Any, ...] | None:
     """The row tuple of a cached value, or ``None`` when it is not a current entry.
 
-    ``None`` covers another schema stamp and any undecodable value; callers
-    check for the control values (``data[0] == 0``) before.
+    ``None`` covers another schema stamp and any undecodable value (a bad
+    decimal or date text included); callers check for the control values
+    (``data[0] == 0``) before, and that the row's id is the key's.
     """
     try:
         decoded = msgpack.unpackb(data, ext_hook=_ext, use_list=False, raw=False)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+    except Exception:  # whatever a corrupt or forged value makes a decoder raise
         return None
     if type(decoded) is not tuple or len(decoded) != 2 or decoded[0] != stamp:
         return None
@@ -96,21 +100,26 @@ def is_control(data: bytes) -> bool:
     return not data or data[0] == _CONTROL
 
 
+def index_value(value: Any) -> Any:
+    """A unique-index value in its stored (row) form: bools as ints, enums as their values."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
 def unique_token(values: tuple[Any, ...]) -> str:
     """A stable hash of the values of a unique index, in their stored (row) form.
 
-    Bools count as ints and enums as their values, so that the token of a lookup
-    equals the token of the row it finds; anything else that differs in form
-    (``1.5`` vs ``Decimal('1.50')``) gives another token and simply never fills.
+    The values are msgpack-encoded as one array before hashing: each value is
+    typed and length-prefixed, so two different tuples never share an encoding
+    (no separator a value could contain). Values that differ in form (``1.5``
+    vs ``Decimal('1.50')``) give another token and simply never fill; a lookup
+    always checks the row it finds against the values it asked for.
     """
-    parts = []
-    for value in values:
-        if isinstance(value, bool):
-            value = int(value)
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        parts.append(f"{type(value).__name__}:{value!s}")
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+    data = msgpack.packb([index_value(v) for v in values], default=_default, use_bin_type=True)
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def key_prefix(database: str, table: str) -> str:

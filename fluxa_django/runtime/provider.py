@@ -129,6 +129,8 @@ class ProviderBase(Generic[E]):
         """The entity with this id (soft-deleted ones included), or ``None``."""
         if type(id) is not int:
             id = self._id_arg(id)
+        if not 0 < id <= self.id_max:
+            return None  # no such row can exist: no round trip, nothing cached
         cache = ctx._kind_cache(self.kind)
         if cache is not None:
             cached = cache.get(id, _MISSING)
@@ -157,7 +159,12 @@ class ProviderBase(Generic[E]):
 
     def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[E]:
         """Entities in input order, each id once, missing ids skipped (one query at most)."""
-        wanted = list(dict.fromkeys(i if type(i) is int else self._id_arg(i) for i in ids))
+        id_max = self.id_max
+        wanted = [
+            i
+            for i in dict.fromkeys(i if type(i) is int else self._id_arg(i) for i in ids)
+            if 0 < i <= id_max  # other ids cannot exist: skipped without a round trip
+        ]
         if not wanted:
             return []
         cache = ctx._kind_cache(self.kind)
@@ -253,12 +260,11 @@ class ProviderBase(Generic[E]):
             return next(iter(self._by_columns(ctx, conditions, None, True)), None)
         name, positions, _ = self.cached_uniques[index]
         tiers = self._cached_rows(ctx)
-        token = unique_token(values)
-        key = tiers.unique_key(name, token)
+        key = tiers.unique_key(name, unique_token(values))
         cached_id = tiers.unique_id(ctx, key)
         if cached_id is not None:
             entity = self.get_by_id(ctx, cached_id)
-            if entity is not None and self._holds(entity, positions, token):
+            if entity is not None and self._holds(entity, positions, values):
                 return entity
             tiers.set_unique(ctx, key, None)  # stale: the row changed or is gone
         query = Query().filter(*conditions).pager(Pager(1, 1))
@@ -266,18 +272,20 @@ class ProviderBase(Generic[E]):
         if not found:
             return None
         entity = found[0]
-        if self._holds(entity, positions, token):
+        if self._holds(entity, positions, values):
             tiers.set_unique(ctx, key, entity._row[0])
         return entity
 
-    def _holds(self, entity: E, positions: tuple[int, ...], token: str) -> bool:
+    def _holds(self, entity: E, positions: tuple[int, ...], values: tuple[Any, ...]) -> bool:
         """True when the entity's stored row has exactly these index values and is live."""
-        from fluxa_django.runtime.codec import unique_token
+        from fluxa_django.runtime.codec import index_value
 
         row = entity._stored
         if self.fake_delete_index is not None and row[self.fake_delete_index]:
             return False
-        return unique_token(tuple(row[p] for p in positions)) == token
+        return all(
+            index_value(row[p]) == index_value(v) for p, v in zip(positions, values, strict=True)
+        )
 
     def search(self, ctx: Context, where: Where, pager: Pager | None = None) -> list[E]:
         return self.search_many(ctx, Query().filter_where(where).pager(pager))

@@ -112,6 +112,7 @@ class EngineState:
             entity=provider.entity_name,
             table=provider.table,
             stamp=provider.cache_stamp,
+            width=len(provider.default_row),
             row_cache=provider.row_cache,
             mysql=pool,
             rows=rows,

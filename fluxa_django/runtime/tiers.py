@@ -50,15 +50,17 @@ LOCAL_TTL = 60.0  # seconds a local row lives at most (a last resort; invalidati
 LEASE_MS = 5000  # a reader's fill lease
 
 # KEYS: cache keys. ARGV[1]: lease value, ARGV[2]: lease ms, ARGV[3]: the
-# prefix of current entries (schema stamp). Per key: the current value, or ""
-# when this call took the lease: the key was empty or held a row written under
-# another definition (replaced rather than left in the way until its TTL).
+# prefix of current entries (schema stamp); ARGV[3 + i]: the value the reader
+# found unusable in key i ("" when the key was empty). Per key: the current
+# value, or "" when this call took the lease: the key was empty, held a row
+# written under another definition, or still holds the unusable value (a
+# corrupt or forged entry: replaced rather than left in the way until its TTL).
 _LEASE = """
 local out = {}
 local n = string.len(ARGV[3])
 for i, key in ipairs(KEYS) do
     local v = redis.call('GET', key)
-    if v and (string.byte(v, 1) == 0 or string.sub(v, 1, n) == ARGV[3]) then
+    if v and v ~= ARGV[3 + i] and (string.byte(v, 1) == 0 or string.sub(v, 1, n) == ARGV[3]) then
         out[i] = v
     else
         redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
@@ -93,6 +95,20 @@ os.register_at_fork(after_in_child=lambda: _process_tag.__setitem__(0, secrets.t
 _warned: dict[str, float] = {}
 
 
+def warn_corrupt(entity: str, id_: int, value: bytes) -> None:
+    """Log a cached value that is not a row of this id, at most once every 10 s per entity."""
+    now = time.monotonic()
+    if now - _warned.get(f"corrupt:{entity}", -100.0) >= 10.0:
+        _warned[f"corrupt:{entity}"] = now
+        log.warning(
+            "fluxa: %s %d: the value cached in Redis is not its row (%d bytes: undecodable or "
+            "another id); read from MySQL and replaced",
+            entity,
+            id_,
+            len(value),
+        )
+
+
 def warn_redis_down(pool: str, exc: BaseException, action: str) -> None:
     """Log that Redis failed, at most once every 10 s per pool."""
     now = time.monotonic()
@@ -115,6 +131,7 @@ class Tiers:
         entity: str,
         table: str,
         stamp: str,
+        width: int,
         row_cache: bool,
         mysql: MySQLPool,
         rows: RowSource,
@@ -130,6 +147,7 @@ class Tiers:
         self.client: redis.Redis = redis_pool.client
         self.prefix = codec.key_prefix(mysql.database, table)
         self.stamp = stamp
+        self.width = width  # columns of a row: an entry with another count is not a row
         self._stamp_prefix = codec.stamp_prefix(stamp)
         self.row_cache = row_cache
         self.local = local
@@ -246,18 +264,24 @@ class Tiers:
         out: dict[int, tuple[Any, ...] | None] = {}
         stamp = self.stamp
         empty: list[int] = []  # nothing current cached: try to take the lease
+        seen: list[bytes] = []  # per empty id: the unusable value found ("" for none)
         busy: list[int] = []  # leased or being written: read, don't fill
         for id_, value in zip(ids, values, strict=True):
             if not value:
                 empty.append(id_)
+                seen.append(b"")
             elif value == codec.NOT_FOUND:
                 out[id_] = None
             elif value[0] == 0:
                 busy.append(id_)
             else:
                 row = codec.decode_row(stamp, value)
-                if row is None:
-                    empty.append(id_)  # another definition's entry: the lease replaces it
+                if row is None or row[0] != id_ or len(row) != self.width:
+                    # another definition's entry, or corrupt/forged: the lease replaces it
+                    if row is not None or value.startswith(self._stamp_prefix):
+                        warn_corrupt(self.entity, id_, value)
+                    empty.append(id_)
+                    seen.append(value)
                 else:
                     out[id_] = row
         sink = metrics.METRICS
@@ -276,7 +300,7 @@ class Tiers:
                     "lease",
                     f"{len(empty_keys)} key(s)",
                     lambda: self._lease(
-                        keys=empty_keys, args=[token, LEASE_MS, self._stamp_prefix]
+                        keys=empty_keys, args=[token, LEASE_MS, self._stamp_prefix, *seen]
                     ),
                 )
             except (redis.RedisError, OSError) as exc:
@@ -289,7 +313,7 @@ class Tiers:
                     out[id_] = None
                 else:
                     row = codec.decode_row(stamp, answer) if answer and answer[0] != 0 else None
-                    if row is None:
+                    if row is None or row[0] != id_ or len(row) != self.width:
                         busy.append(id_)
                     else:
                         out[id_] = row
