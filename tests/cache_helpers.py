@@ -108,12 +108,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 
 
 def build_engine(
-    database: str, redis_address: str, redis_db: int, local_limit: int = 1000
+    database: str,
+    redis_address: str,
+    redis_db: int,
+    local_limit: int = 1000,
+    app_name: str = "fluxa-tests",
 ) -> Engine:
     """An engine of its own on the test database (own pools, local caches and listener),
-    like the engine of another process. Only the cached entities (and the category they
-    reference) are registered: a plain redis-server has no search module."""
+    like the engine of another process of the same application (tests/settings.py's
+    ``app_name``). Only the cached entities (and the category they reference) are
+    registered: a plain redis-server has no search module."""
     registry = Registry()
+    registry.set_option("app_name", app_name)
     registry.register_mysql(mysql_uri(database))
     registry.register_redis(redis_address, redis_db)
     registry.register_local_cache("default", local_limit)

@@ -102,6 +102,7 @@ class MySQLPool:
         self.options = options
         self.limits = MySQLLimits(options.max_open_connections or 100, 0, 300)
         self.features = ServerFeatures("", True)
+        self.identity: str | None = None  # the database's own token (runtime/namespace.py)
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_open)

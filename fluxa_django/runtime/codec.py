@@ -120,9 +120,3 @@ def unique_token(values: tuple[Any, ...]) -> str:
     """
     data = msgpack.packb([index_value(v) for v in values], default=_default, use_bin_type=True)
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def key_prefix(database: str, table: str) -> str:
-    """The Redis key prefix of one table's cache entries: ``fx:<8 hex>:``."""
-    digest = hashlib.sha256(f"{database}\x00{table}".encode()).hexdigest()[:8]
-    return f"fx:{digest}:"

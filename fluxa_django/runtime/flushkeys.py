@@ -19,7 +19,7 @@ import redis
 
 from fluxa_django import metrics
 from fluxa_django.errors import PoolError
-from fluxa_django.runtime import codec
+from fluxa_django.runtime import codec, namespace
 from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
 from fluxa_django.runtime.observe import OBSERVERS, notify
 from fluxa_django.runtime.tiers import LOCAL_TTL
@@ -53,8 +53,8 @@ class FlushKeys:
         pipe = self.pool.client.pipeline(transaction=False)
         for key in self.keys:
             pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
-        if self.unique:
-            pipe.delete(*self.unique)
+        for group in _by_slot(self.unique):
+            pipe.delete(*group)
         if not self.keys and not self.unique:
             pipe.ping()  # local tier only: the commit must be publishable
         if OBSERVERS:
@@ -80,8 +80,8 @@ class FlushKeys:
         if not doomed and not (items and publish and bus is not None):
             return
         pipe = self.pool.client.pipeline(transaction=False)
-        if doomed:
-            pipe.delete(*doomed)
+        for group in _by_slot(doomed):
+            pipe.delete(*group)
         if items and publish and bus is not None:
             pipe.publish(bus.channel, bus.payload(items))
         if OBSERVERS:
@@ -107,6 +107,15 @@ class FlushKeys:
                 WRITE_MARKER_MS // 1000,
                 int(LOCAL_TTL),
             )
+
+
+def _by_slot(keys: list[str]) -> list[list[str]]:
+    """Keys grouped by hash tag (one table each): a multi-key command stays in one
+    Redis Cluster slot."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(namespace.hash_tag(key), []).append(key)
+    return list(groups.values())
 
 
 def _pipeline(pool: str, operation: str, pipe: Any) -> None:

@@ -23,6 +23,7 @@ import msgpack
 import redis
 
 from fluxa_django._fork import reset_in_child
+from fluxa_django.runtime import namespace
 
 if TYPE_CHECKING:
     from fluxa_django.backends.localcache import LocalCache
@@ -37,9 +38,11 @@ Invalidation = tuple[str, str, list[int] | None]
 class InvalidationBus:
     """The invalidation channel of one Redis pool, as seen by one process."""
 
-    def __init__(self, redis_pool: RedisPool, locals_: dict[str, LocalCache]) -> None:
+    def __init__(
+        self, redis_pool: RedisPool, locals_: dict[str, LocalCache], app_name: str = ""
+    ) -> None:
         self.redis_pool = redis_pool
-        self.channel = f"fluxa:inv:{redis_pool.db}"
+        self.channel = namespace.channel(redis_pool.db, app_name)
         self._locals = locals_
         self.healthy = False
         self._pid = -1

@@ -20,6 +20,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from fluxa_django.errors import ConfigError
+from fluxa_django.runtime import namespace
 from fluxa_django.runtime.mysql import RowSource
 
 if TYPE_CHECKING:
@@ -108,9 +109,13 @@ class EngineState:
                 "which is not registered"
             )
         local = engine.local_cache(provider.local_pool) if provider.local_pool else None
+        app_name = str(engine.option("app_name") or "")
+        prefix = namespace.key_prefix(
+            namespace.database_identity(pool), pool.database, provider.table, app_name
+        )
         return Tiers(
             entity=provider.entity_name,
-            table=provider.table,
+            prefix=prefix,
             stamp=provider.cache_stamp,
             width=len(provider.default_row),
             row_cache=provider.row_cache,
@@ -129,7 +134,9 @@ class EngineState:
 
             engine = self.engine
             bus = self.buses[code] = InvalidationBus(
-                engine.redis(code), dict(engine.local_cache_pools)
+                engine.redis(code),
+                dict(engine.local_cache_pools),
+                str(engine.option("app_name") or ""),
             )
         return bus
 

@@ -129,7 +129,7 @@ class Tiers:
         self,
         *,
         entity: str,
-        table: str,
+        prefix: str,
         stamp: str,
         width: int,
         row_cache: bool,
@@ -145,7 +145,7 @@ class Tiers:
         self._alias_pool = mysql.django_alias is not None
         self.redis_pool = redis_pool
         self.client: redis.Redis = redis_pool.client
-        self.prefix = codec.key_prefix(mysql.database, table)
+        self.prefix = prefix  # the table's namespace (runtime/namespace.py)
         self.stamp = stamp
         self.width = width  # columns of a row: an entry with another count is not a row
         self._stamp_prefix = codec.stamp_prefix(stamp)

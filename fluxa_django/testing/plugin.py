@@ -22,6 +22,7 @@ import pytest
 from fluxa_django.engine import Engine
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.ids import CREATE_LEDGER, LEDGER
+from fluxa_django.runtime.namespace import IDENTITY_ROW
 from fluxa_django.runtime.observe import OBSERVERS
 from fluxa_django.runtime.state import state_of
 
@@ -116,7 +117,9 @@ def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
     for code in {schema.mysql_pool for schema in fluxa_engine.schemas.values()}:
         # id counters start again, as on a fresh database (ids.py)
         fluxa_engine.mysql(code).exec(CREATE_LEDGER)
-        fluxa_engine.mysql(code).exec(f"DELETE FROM `{LEDGER}`")
+        fluxa_engine.mysql(code).exec(
+            f"DELETE FROM `{LEDGER}` WHERE `table_name` <> ?", IDENTITY_ROW
+        )
     state_of(fluxa_engine).forget_ids()
     for pool in fluxa_engine.redis_pools.values():
         pool.client.flushdb()

@@ -111,7 +111,9 @@ def test_new_with_mysql_down_raises_pool_error_naming_the_pool(
         second_mariadb.start()
         ctx = engine.new_context()
         assert U.new(ctx).id == 1, "new() works again once the server is back"
-        counters = engine.mysql().query(f"SELECT `table_name`, `next_id` FROM `{LEDGER}`")
+        counters = engine.mysql().query(
+            f"SELECT `table_name`, `next_id` FROM `{LEDGER}` WHERE `table_name` = 'UserEntity'"
+        )
         assert counters == [("UserEntity", 101)]
     finally:
         engine.close()
