@@ -71,11 +71,17 @@ class InvalidationBus:
             cache.clear()
 
     def ensure_started(self, wait: float = 1.0) -> bool:
-        """Start the listener (once per process; waits for the first subscription); True when serving."""
-        if self._thread is not None:
+        """Start the listener (once per process; waits for the first subscription); True when serving.
+
+        A listener thread that died (it never should: every error inside restarts
+        its subscription) is started again.
+        """
+        thread = self._thread
+        if thread is not None and (thread.is_alive() or self._stop.is_set()):
             return self.healthy
         with self._start_lock:
-            if self._thread is None:
+            thread = self._thread
+            if thread is None or not (thread.is_alive() or self._stop.is_set()):
                 self._pid = os.getpid()
                 self._stop = threading.Event()
                 self._ready = threading.Event()
@@ -121,6 +127,13 @@ class InvalidationBus:
                         self.redis_pool.code,
                         type(exc).__name__,
                     )
+            except Exception:
+                # Never expected; the listener must not die of it: subscribe again.
+                log.exception(
+                    "fluxa: local cache invalidation on redis pool %r failed; local cache "
+                    "tier off until it has subscribed again",
+                    self.redis_pool.code,
+                )
             finally:
                 self.healthy = False
                 for cache in self._locals.values():
@@ -132,15 +145,36 @@ class InvalidationBus:
                 delay = min(delay * 2, 1.0)
 
     def _apply(self, data: Any) -> None:
+        """Evict what a message names; anything malformed in it is logged and ignored."""
         try:
             sender, items = msgpack.unpackb(data, raw=False)
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError):
-            log.warning("fluxa: ignoring a malformed invalidation message on %s", self.channel)
+            if not isinstance(items, list):
+                raise TypeError("items is not a list")
+        except Exception:
+            self._malformed("not [sender, items]")
             return
         self.received += 1
         if sender == self.sender:
             return  # this process evicted at commit time already
-        self.evict_here(items)
+        valid: list[Invalidation] = []
+        for item in items:
+            if (
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], str)
+                and isinstance(item[1], str)
+                and (
+                    item[2] is None
+                    or (isinstance(item[2], list) and all(type(i) is int for i in item[2]))
+                )
+            ):
+                valid.append((item[0], item[1], item[2]))
+            else:
+                self._malformed("an item is not [local pool, key prefix, ids]")
+        self.evict_here(valid)
+
+    def _malformed(self, why: str) -> None:
+        log.warning("fluxa: ignoring a malformed invalidation message on %s (%s)", self.channel, why)
 
     # -- publishing --------------------------------------------------------------------
 
