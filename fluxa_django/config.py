@@ -113,6 +113,10 @@ class MySQLOptions:
     default_encoding: str = "utf8mb4"
     default_collate: str = "unicode_520_ci"
     ignored_tables: tuple[str, ...] = ()
+    # Bounds of every call, in whole seconds (mysqlclient's connect/read/write timeouts).
+    connect_timeout: int = 2
+    read_timeout: int = 30
+    write_timeout: int = 30
 
     @property
     def collation(self) -> str:
@@ -131,6 +135,10 @@ class RedisOptions:
     master: str = ""
     sentinels: tuple[str, ...] = ()
     sentinel_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Bounds of every call, in seconds: a hung server costs a read at most
+    # connect_timeout + read_timeout before it falls back to MySQL.
+    connect_timeout: float = 1.0
+    read_timeout: float = 1.0
 
 
 def parse_redis_address(address: str) -> tuple[str, int | None]:
@@ -273,6 +281,9 @@ class ConfigMysql:
     default_encoding: str = ""
     default_collate: str = ""
     ignored_tables: list[str] = field(default_factory=list)
+    connect_timeout: int = 2
+    read_timeout: int = 30
+    write_timeout: int = 30
 
 
 @dataclass
@@ -282,6 +293,8 @@ class ConfigRedis:
     database: int = 0
     user: str = ""
     password: str = field(default="", repr=False)
+    connect_timeout: float = 1.0
+    read_timeout: float = 1.0
 
 
 @dataclass
@@ -292,6 +305,8 @@ class ConfigRedisSentinel:
     sentinels: list[str] = field(default_factory=list)
     user: str = ""
     password: str = field(default="", repr=False)
+    connect_timeout: float = 1.0
+    read_timeout: float = 1.0
 
 
 @dataclass
@@ -427,6 +442,9 @@ _MYSQL_KEYS = {
     "default_encoding",
     "default_collate",
     "ignored_tables",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
 }
 _POOL_KINDS = {"mysql", "redis", "sentinel", "local_cache", "clickhouse", "kafka"}
 
@@ -443,7 +461,28 @@ def parse_redis_uri(pool: str, value: str) -> ConfigRedis:
         raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {shown!r}")
     if ":" not in address and not address.endswith(".sock"):
         raise ConfigError(f"pool {pool!r}: redis must be host:port:db, got {shown!r}")
-    return ConfigRedis(pool, address, int(db), creds.get("user", ""), creds.get("password", ""))
+    unknown = sorted(set(creds) - {"user", "password", "connect_timeout", "read_timeout"})
+    if unknown:
+        raise ConfigError(f"pool {pool!r}: unknown redis parameter {unknown[0]!r}")
+    return ConfigRedis(
+        pool,
+        address,
+        int(db),
+        creds.get("user", ""),
+        creds.get("password", ""),
+        connect_timeout=_seconds(pool, "connect_timeout", creds.get("connect_timeout", "1")),
+        read_timeout=_seconds(pool, "read_timeout", creds.get("read_timeout", "1")),
+    )
+
+
+def _seconds(pool: str, name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"pool {pool!r}: redis {name} must be a number of seconds in (0, 3600]")
+    return value
 
 
 def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
@@ -480,6 +519,9 @@ def config_from_yaml(data: Mapping[str, Any]) -> tuple[Config, dict[str, str]]:
                     default_encoding=r.text("default_encoding"),
                     default_collate=r.text("default_collate"),
                     ignored_tables=r.texts("ignored_tables"),
+                    connect_timeout=r.integer("connect_timeout") or 2,
+                    read_timeout=r.integer("read_timeout") or 30,
+                    write_timeout=r.integer("write_timeout") or 30,
                 )
             )
         if "redis" in spec:
@@ -530,6 +572,8 @@ def _parse_sentinel(pool: str, value: Any) -> ConfigRedisSentinel:
         [str(a) for a in addresses],
         creds.get("user", ""),
         creds.get("password", ""),
+        connect_timeout=_seconds(pool, "connect_timeout", creds.get("connect_timeout", "1")),
+        read_timeout=_seconds(pool, "read_timeout", creds.get("read_timeout", "1")),
     )
 
 

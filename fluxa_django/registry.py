@@ -105,6 +105,10 @@ class Registry:
             default_encoding=opts.default_encoding or "utf8mb4",
             default_collate=opts.default_collate or "unicode_520_ci",
         )
+        for name in ("connect_timeout", "read_timeout", "write_timeout"):
+            value = getattr(opts, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 86400:
+                raise ConfigError(f"mysql pool {code!r}: {name} must be whole seconds in 1..86400")
         try:
             parsed = parse_mysql_uri(uri)
         except ConfigError as exc:
@@ -127,6 +131,14 @@ class Registry:
                 raise ConfigError(f"redis pool {code!r}: {exc}") from None
         if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db <= 15:
             raise ConfigError(f"redis pool {code!r}: database must be 0..15, got {db!r}")
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(opts, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= 3600
+            ):
+                raise ConfigError(f"redis pool {code!r}: {name} must be seconds in (0, 3600]")
         self.redis_pools[code] = RedisPoolConfig(code, address, db, opts)
 
     def register_local_cache(self, code: str = DEFAULT_POOL_CODE, limit: int = 0) -> None:
@@ -209,11 +221,22 @@ class Registry:
                     default_encoding=m.default_encoding,
                     default_collate=m.default_collate,
                     ignored_tables=tuple(m.ignored_tables),
+                    connect_timeout=m.connect_timeout,
+                    read_timeout=m.read_timeout,
+                    write_timeout=m.write_timeout,
                 ),
             )
         for r in config.redis_pools:
             self.register_redis(
-                r.uri, r.database, r.code, RedisOptions(user=r.user, password=r.password)
+                r.uri,
+                r.database,
+                r.code,
+                RedisOptions(
+                    user=r.user,
+                    password=r.password,
+                    connect_timeout=r.connect_timeout,
+                    read_timeout=r.read_timeout,
+                ),
             )
         for s in config.redis_sentinel_pools:
             self.register_redis(
@@ -225,6 +248,8 @@ class Registry:
                     password=s.password,
                     master=s.master_name,
                     sentinels=tuple(s.sentinels),
+                    connect_timeout=s.connect_timeout,
+                    read_timeout=s.read_timeout,
                 ),
             )
         for lc in config.local_cache_pools:

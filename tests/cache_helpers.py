@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -205,6 +206,15 @@ class RedisServer:
                 time.sleep(0.01)
         finally:
             client.close()
+
+    def stop(self) -> None:
+        """SIGSTOP: the server hangs (connections stay open, nothing answers)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the server and wait until it is gone."""

@@ -128,7 +128,14 @@ class MySQLPool:
 
     def _new_raw(self) -> Any:
         kwargs = self.uri.connect_kwargs()
-        kwargs.update(charset=self.options.default_encoding or "utf8mb4", autocommit=True)
+        opts = self.options
+        kwargs.update(
+            charset=opts.default_encoding or "utf8mb4",
+            autocommit=True,
+            connect_timeout=opts.connect_timeout,
+            read_timeout=opts.read_timeout,
+            write_timeout=opts.write_timeout,
+        )
         try:
             return MySQLdb.connect(**kwargs)
         except MySQLdb.Error as exc:

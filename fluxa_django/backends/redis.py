@@ -6,6 +6,7 @@ answers ``has_search`` from that, without further round trips.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from fluxa_django.config import RedisOptions, parse_redis_address
 from fluxa_django.errors import PoolError
 
 MIN_REDIS_VERSION = (7, 0)
+DOWN_PAUSE = 1.0  # seconds Redis is skipped after a failed call (RedisPool.is_down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +57,17 @@ class RedisPool:
         self.db = db
         self.options = options
         self.features = RedisFeatures((0,), frozenset())
+        self._down_until = 0.0  # see is_down()
         common: dict[str, Any] = {
             "db": db,
             "username": options.user or None,
             "password": options.password or None,
-            "socket_connect_timeout": 5,
-            "socket_timeout": 10,
+            "socket_connect_timeout": options.connect_timeout,
+            "socket_timeout": options.read_timeout,
             "health_check_interval": 30,
-            # One quick retry: an unreachable server should fail validate() fast.
-            "retry": Retry(NoBackoff(), 1),
+            # One quick retry of a connection that broke (a restarted server), none
+            # after a timeout: a hung server costs a call one timeout, not two.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         }
         if options.sentinels:
             if not options.master:
@@ -84,6 +88,24 @@ class RedisPool:
 
     def __repr__(self) -> str:
         return f"<RedisPool {self.code!r} {self.describe}>"
+
+    # -- a server that just failed ---------------------------------------------
+
+    def is_down(self) -> bool:
+        """True for ``DOWN_PAUSE`` seconds after a call timed out (a hung server):
+        cache reads skip Redis meanwhile (they go to MySQL at once) instead of paying
+        the timeout on every call; then one call tries again. A flush always tries
+        (it is refused, bounded by the timeouts, when Redis does not answer)."""
+        return self._down_until > 0 and time.monotonic() < self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a failed call: a timeout (a hung server) makes ``is_down`` true for a
+        moment; a refused or reset connection fails at once and needs no pause."""
+        if isinstance(exc, redis.TimeoutError | TimeoutError):
+            self._down_until = time.monotonic() + DOWN_PAUSE
+
+    def answered(self) -> None:
+        self._down_until = 0.0
 
     def connect(self) -> None:
         try:

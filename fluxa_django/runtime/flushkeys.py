@@ -62,11 +62,13 @@ class FlushKeys:
         try:
             _pipeline(self.pool.code, "mark", pipe)
         except (redis.RedisError, OSError) as exc:
+            self.pool.failed(exc)
             raise PoolError(
                 f"flush refused: redis pool {self.pool.code!r} is unreachable "
                 f"({type(exc).__name__}); nothing was written",
                 pool=self.pool.code,
             ) from exc
+        self.pool.answered()  # it answers again: reads use it at once
 
     def release(self, publish: bool) -> None:
         """After the commit (or a failed write): delete the keys, evict local rows everywhere."""

@@ -52,6 +52,7 @@ class InvalidationBus:
         self._start_lock = threading.Lock()
         self.sender = secrets.token_bytes(8)  # messages of this process are skipped
         self.received = 0
+        self.subscriptions = 0  # times the listener (re)subscribed
         reset_in_child(self._forked)
 
     def __repr__(self) -> str:
@@ -115,6 +116,7 @@ class InvalidationBus:
                         for cache in self._locals.values():
                             cache.clear()
                         self.healthy = True
+                        self.subscriptions += 1
                         self._ready.set()
                         delay = 0.05
                     elif kind == "message":
@@ -174,7 +176,9 @@ class InvalidationBus:
         self.evict_here(valid)
 
     def _malformed(self, why: str) -> None:
-        log.warning("fluxa: ignoring a malformed invalidation message on %s (%s)", self.channel, why)
+        log.warning(
+            "fluxa: ignoring a malformed invalidation message on %s (%s)", self.channel, why
+        )
 
     # -- publishing --------------------------------------------------------------------
 

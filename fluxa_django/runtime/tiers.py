@@ -109,12 +109,15 @@ def warn_corrupt(entity: str, id_: int, value: bytes) -> None:
         )
 
 
-def warn_redis_down(pool: str, exc: BaseException, action: str) -> None:
-    """Log that Redis failed, at most once every 10 s per pool."""
+def warn_redis_down(pool: RedisPool, exc: BaseException, action: str) -> None:
+    """Note that Redis failed (skipped for a moment: ``RedisPool.is_down``) and log it, at
+    most once every 10 s per pool."""
+    pool.failed(exc)
     now = time.monotonic()
-    if now - _warned.get(pool, -100.0) >= 10.0:
-        _warned[pool] = now
-        log.warning("fluxa: redis pool %r unreachable (%s); %s", pool, type(exc).__name__, action)
+    code = pool.code
+    if now - _warned.get(code, -100.0) >= 10.0:
+        _warned[code] = now
+        log.warning("fluxa: redis pool %r unreachable (%s); %s", code, type(exc).__name__, action)
 
 
 class Tiers:
@@ -247,9 +250,11 @@ class Tiers:
 
     def _redis_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
         """Rows from the Redis tier, MySQL for its misses, lease-guarded fills."""
+        if self.redis_pool.is_down():  # failed a moment ago: do not wait for it again
+            found = self._mysql_rows(ctx, ids)
+            return {i: found.get(i) for i in ids}
         keys = [self.key(i) for i in ids]
         client = self.client
-        pool = self.redis_pool.code
         try:
             if len(keys) == 1:
                 values = [self._redis_call(ctx, "get", keys[0], lambda: client.get(keys[0]))]
@@ -258,7 +263,7 @@ class Tiers:
                     ctx, "mget", f"{len(keys)} key(s)", lambda: client.mget(keys)
                 )
         except (redis.RedisError, OSError) as exc:
-            warn_redis_down(pool, exc, "reading from MySQL")
+            warn_redis_down(self.redis_pool, exc, "reading from MySQL")
             found = self._mysql_rows(ctx, ids)
             return {i: found.get(i) for i in ids}
         out: dict[int, tuple[Any, ...] | None] = {}
@@ -304,7 +309,7 @@ class Tiers:
                     ),
                 )
             except (redis.RedisError, OSError) as exc:
-                warn_redis_down(pool, exc, "reading from MySQL")
+                warn_redis_down(self.redis_pool, exc, "reading from MySQL")
                 answers = [b"\x00"] * len(empty)  # no lease: read without filling
             for id_, answer in zip(empty, answers, strict=True):
                 if answer == b"":
@@ -337,7 +342,7 @@ class Tiers:
                     lambda: self._fill(keys=fill_keys, args=[token, REDIS_TTL, *fill_values]),
                 )
             except (redis.RedisError, OSError) as exc:
-                warn_redis_down(pool, exc, "not caching")
+                warn_redis_down(self.redis_pool, exc, "not caching")
         return out
 
     def _redis_call(self, ctx: Context, operation: str, shown: str, call: Callable[[], Any]) -> Any:
@@ -356,12 +361,12 @@ class Tiers:
 
     def unique_id(self, ctx: Context, key: str) -> int | None:
         """The id cached for a unique-index value, or ``None`` (miss or Redis down)."""
-        if self.bypassed():
+        if self.bypassed() or self.redis_pool.is_down():
             return None
         try:
             value = self._redis_call(ctx, "get", key, lambda: self.client.get(key))
         except (redis.RedisError, OSError) as exc:
-            warn_redis_down(self.redis_pool.code, exc, "reading from MySQL")
+            warn_redis_down(self.redis_pool, exc, "reading from MySQL")
             return None
         if value is None or not value.isdigit():
             return None
@@ -369,7 +374,7 @@ class Tiers:
 
     def set_unique(self, ctx: Context, key: str, id_: int | None) -> None:
         """Remember (or with ``None`` forget) the id of a unique-index value; best effort."""
-        if self.bypassed():
+        if self.bypassed() or self.redis_pool.is_down():
             return
         try:
             if id_ is None:
@@ -379,7 +384,7 @@ class Tiers:
                     ctx, "set", key, lambda: self.client.set(key, str(id_), ex=REDIS_TTL)
                 )
         except (redis.RedisError, OSError) as exc:
-            warn_redis_down(self.redis_pool.code, exc, "not caching")
+            warn_redis_down(self.redis_pool, exc, "not caching")
 
     # -- clearing ----------------------------------------------------------------------
 

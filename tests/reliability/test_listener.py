@@ -96,20 +96,22 @@ def test_a_listener_that_fails_subscribes_again(
         real(items)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bus, "evict_here", broken_once)
+    subscribed = bus.subscriptions
     reader.redis().client.publish(
         bus.channel, msgpack.packb([b"other", [["default", "fx:{none}:", [1]]]])
     )
     wait_until(lambda: bool(failures), timeout=5.0)
-    wait_until(lambda: bus.healthy, timeout=5.0)
+    wait_until(lambda: bus.healthy and bus.subscriptions > subscribed, timeout=5.0)
     still_invalidates(fluxa_ctx, reader, product.id, "After a listener failure")
 
 
 def test_a_dead_listener_thread_is_started_again(fluxa_ctx: Context, reader: Engine) -> None:
     (product,) = products(fluxa_ctx, 1)
     bus = bus_of(reader)
+    subscribed = bus.subscriptions
     bus.stop()  # the thread ends as if it had died
     assert not bus.healthy
     bus._stop.clear()  # not stopped on purpose: the next read must bring it back
     P.get_by_id(reader.new_context(), product.id)
-    wait_until(lambda: bus.healthy, timeout=5.0)
+    wait_until(lambda: bus.healthy and bus.subscriptions > subscribed, timeout=5.0)
     still_invalidates(fluxa_ctx, reader, product.id, "After a dead listener")
