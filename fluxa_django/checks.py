@@ -1,17 +1,18 @@
 """Django system checks (``manage.py check``) for the FLUXA setting and entities.
 
 Ids: ``fluxa.E001`` bad setting, ``fluxa.E002`` entity module not importable,
-``fluxa.E010``-``E030`` entity definition errors (see docs/checks.md).
-No network I/O happens here.
+``fluxa.E010``-``E030`` entity definition errors (see docs/checks.md). No
+network I/O happens in these. ``manage.py check --deploy`` adds
+``fluxa.W100``: a pool whose server does not answer (one round trip per pool).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
-from fluxa_django.errors import ConfigError
+from fluxa_django.errors import ConfigError, FluxaError
 
 
 @register("fluxa")
@@ -28,4 +29,24 @@ def check_fluxa(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return [Error(f"an entity module cannot be imported: {exc}", id="fluxa.E002")]
     return [
         Error(str(err), obj=err.entity or None, id=f"fluxa.{err.code}") for err in registry.check()
+    ]
+
+
+@register("fluxa", deploy=True)
+def check_fluxa_pools(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: every pool of the engine answers now."""
+    from fluxa_django.conf import get_engine
+
+    try:
+        engine = get_engine()
+    except FluxaError as exc:
+        return [Error(f"the fluxa engine cannot be built: {exc}", id="fluxa.E003")]
+    return [
+        Warning(
+            f"{label.replace(':', ' pool ', 1)!s} does not answer: {why}",
+            hint="Pools fail alone: the site runs, and each use of this pool raises "
+            "PoolError until its server answers again (docs/reliability.md).",
+            id="fluxa.W100",
+        )
+        for label, why in sorted(engine.probe().items())
     ]

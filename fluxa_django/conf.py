@@ -110,7 +110,9 @@ def get_engine() -> Engine:
         return engine
     with _engine_lock:
         if _engine is None:
-            _engine = registry_from_settings().validate()
+            # Pools fail alone: an unreachable pool is logged once and tried again at
+            # each use, instead of failing every request that builds the engine.
+            _engine = registry_from_settings().validate(allow_unavailable=True)
         return _engine
 
 

@@ -37,6 +37,7 @@ class Engine:
         local: Mapping[str, LocalCache],
         clickhouse: Mapping[str, ClickhousePool],
         kafka: Mapping[str, KafkaPool],
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.schemas: Mapping[type[Entity], EntitySchema] = MappingProxyType(dict(schemas))
@@ -47,9 +48,38 @@ class Engine:
         self._clickhouse = MappingProxyType(dict(clickhouse))
         self._kafka = MappingProxyType(dict(kafka))
         self._options = MappingProxyType(copy.copy(registry.options))
+        # "<kind>:<code>" -> why, for the pools that could not be reached at start
+        # (Registry.validate(allow_unavailable=...)); each use tries them again.
+        self.unavailable: Mapping[str, str] = MappingProxyType(dict(unavailable or {}))
 
     def __repr__(self) -> str:
         return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"
+
+    def probe(self) -> dict[str, str]:
+        """Ask every pool's server now; ``{"<kind>:<code>": why}`` for those that fail.
+
+        One round trip per pool (``SELECT 1``, ``PING``, a Kafka metadata request
+        with a 2 s timeout). ``manage.py check --deploy`` reports what it returns.
+        """
+        failed: dict[str, str] = {}
+        checks: list[tuple[str, str, Any]] = [
+            *(("mysql", c, lambda p=p: p.query("SELECT 1")) for c, p in self._mysql.items()),
+            *(("redis", c, lambda p=p: p.client.ping()) for c, p in self._redis.items()),
+            *(
+                ("clickhouse", c, lambda p=p: p.query("SELECT 1"))
+                for c, p in self._clickhouse.items()
+            ),
+            *(
+                ("kafka", c, lambda p=p: p.admin().list_topics(timeout=2))
+                for c, p in self._kafka.items()
+            ),
+        ]
+        for kind, code, call in checks:
+            try:
+                call()
+            except Exception as exc:  # whatever the driver raises: reported, not raised
+                failed[f"{kind}:{code}"] = f"{type(exc).__name__}: {exc}"
+        return failed
 
     def new_context(self) -> Context:
         """A fresh unit of work (context cache, tracked entities, loggers)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -391,8 +391,16 @@ class Registry:
             raise DefinitionErrors(errors)
         return schemas
 
-    def validate(self) -> Engine:
-        """Check every definition, connect to every pool and return the ``Engine``."""
+    def validate(self, allow_unavailable: bool | Iterable[str] = ()) -> Engine:
+        """Check every definition, connect to every pool and return the ``Engine``.
+
+        A pool that cannot be reached raises ``PoolError`` naming it, unless its code
+        is in ``allow_unavailable`` (``True``: any pool): then the engine is built
+        anyway, the failure is logged once as a warning naming the pool, it is listed
+        in ``engine.unavailable``, and each use of the pool tries its server again
+        (raising ``PoolError`` naming it while the server stays away). The Django
+        glue builds its engine with ``allow_unavailable=True``.
+        """
         from fluxa_django.backends.clickhouse import ClickhousePool
         from fluxa_django.backends.kafka import KafkaPool
         from fluxa_django.backends.localcache import LocalCache
@@ -401,21 +409,41 @@ class Registry:
         from fluxa_django.engine import Engine
 
         schemas = self.build_schemas()
+        optional = allow_unavailable
+        unavailable: dict[str, str] = {}
+
+        def connect(kind: str, pool: Any) -> None:
+            try:
+                pool.connect()
+            except PoolError as exc:
+                if optional is not True and pool.code not in set(optional or ()):
+                    raise
+                unavailable[f"{kind}:{pool.code}"] = str(exc)
+                log.warning(
+                    "fluxa: %s pool %r is unavailable at start (%s); the engine starts "
+                    "without it, and each use tries it again",
+                    kind,
+                    pool.code,
+                    exc,
+                )
+
         opened: list[Any] = []
         try:
             mysql = {}
             for code, m in self.mysql_pools.items():
                 pool = MySQLPool(code, m.uri, m.options, m.django_alias)
-                pool.connect()
                 opened.append(pool)
+                connect("mysql", pool)
                 mysql[code] = pool
             redis = {}
             for code, r in self.redis_pools.items():
                 rpool = RedisPool(code, r.address, r.db, r.options)
                 opened.append(rpool)
-                rpool.connect()
+                connect("redis", rpool)
                 redis[code] = rpool
             for schema in schemas.values():
+                if f"redis:{schema.redis_search}" in unavailable:
+                    continue  # checked when the pool is back (search commands fail clearly)
                 if schema.redis_search and not redis[schema.redis_search].features.has_search:
                     raise PoolError(
                         f"redis pool {schema.redis_search!r} has no search module, "
@@ -425,14 +453,14 @@ class Registry:
             clickhouse = {}
             for code, c in self.clickhouse_pools.items():
                 cpool = ClickhousePool(code, c.uri, c.options)
-                cpool.connect()
                 opened.append(cpool)
+                connect("clickhouse", cpool)
                 clickhouse[code] = cpool
             kafka = {}
             for code, k in self.kafka_pools.items():
                 kpool = KafkaPool(code, list(k.brokers), k.options)
-                kpool.connect()
                 opened.append(kpool)
+                connect("kafka", kpool)
                 kafka[code] = kpool
         except BaseException:
             for pool in opened:
@@ -446,7 +474,7 @@ class Registry:
             sorted(mysql),
             sorted(redis),
         )
-        engine = Engine(self, schemas, mysql, redis, local, clickhouse, kafka)
+        engine = Engine(self, schemas, mysql, redis, local, clickhouse, kafka, unavailable)
         if self.options.get("metrics"):
             from fluxa_django import metrics
 

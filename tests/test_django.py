@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from django.core.management.base import CommandError, SystemCheckError
 from django.db import connections
 from django.test import override_settings
 
-from fluxa_django import Engine, PoolError, get_engine
+from fluxa_django import Engine, PoolError, Registry, get_engine
 from fluxa_django.checks import check_fluxa
 from fluxa_django.conf import registry_from_settings, reset_engine
 from tests.services import REDIS_ADDRESS, mysql_uri
@@ -137,15 +138,35 @@ def test_get_engine_uses_the_django_database_alias_and_is_built_once() -> None:
     assert row == (uri.database,)
 
 
-def test_get_engine_error_names_the_pool(mysql_db: str) -> None:
-    setting = fluxa(mysql_db, redis="127.0.0.1:1:0")
-    with override_settings(FLUXA=setting), pytest.raises(PoolError, match="redis pool 'default'"):
-        get_engine()
-    with (
-        override_settings(FLUXA=fluxa("no_such_db_x")),
-        pytest.raises(PoolError, match="Unknown database"),
-    ):
-        get_engine()
+def test_get_engine_starts_without_unreachable_pools_and_names_them(
+    mysql_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fluxa_django")
+    with override_settings(FLUXA=fluxa(mysql_db, redis="127.0.0.1:1:0")):
+        engine = get_engine()  # pools fail alone: the engine is built
+        assert list(engine.unavailable) == ["redis:default"]
+        assert engine.mysql().query_row("SELECT 1") == (1,), "the other pools work"
+        assert any("redis pool 'default' is unavailable" in r.getMessage() for r in caplog.records)
+        assert "redis:default" in engine.probe()
+    reset_engine()
+    with override_settings(FLUXA=fluxa("no_such_db_x")):
+        engine = get_engine()
+        assert list(engine.unavailable) == ["mysql:default"]
+        with pytest.raises(PoolError, match=r"mysql pool 'default'.*Unknown database"):
+            engine.mysql().query("SELECT 1")
+
+
+def test_validate_called_directly_stays_strict(mysql_db: str) -> None:
+    registry = Registry()
+    registry.register_mysql(mysql_uri(mysql_db))
+    registry.register_redis("127.0.0.1:1", 0)
+    with pytest.raises(PoolError, match="redis pool 'default'"):
+        registry.validate()
+    engine = registry.validate(allow_unavailable=["default"])
+    try:
+        assert list(engine.unavailable) == ["redis:default"]
+    finally:
+        engine.close()
 
 
 # -- fluxa_migrate --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
+from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import ClickhouseOptions
 from fluxa_django.errors import ConfigError, PoolError
 
@@ -31,26 +33,58 @@ class ClickhousePool:
         self.describe = safe_clickhouse_uri(uri)
         self.options = options
         self._idle: queue.LifoQueue[Client] = queue.LifoQueue()
+        self.breaker = Breaker("clickhouse", code)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)
+        # clickhouse-driver waits 10 s to connect by default; the URI may say otherwise.
+        self.connect_timeout = float(query.get("connect_timeout", ["2"])[0])
 
     def __repr__(self) -> str:
         return f"<ClickhousePool {self.code!r} {self.describe}>"
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[Client]:
+        self.breaker.check()
         try:
             client = self._idle.get_nowait()
         except queue.Empty:
-            client = Client.from_url(self._uri)
+            client = None
+        started = time.monotonic()
         try:
+            if client is None:
+                client = self._connected_client()
             yield client
-        except (ch_errors.NetworkError, EOFError, OSError):
-            client.disconnect()
-            raise
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
+            if client is not None:
+                client.disconnect()
+            waited = time.monotonic() - started
+            self.breaker.failed(type(exc).__name__, waited, self.connect_timeout)
+            raise PoolError(
+                f"clickhouse pool {self.code!r} ({self.describe}): {type(exc).__name__}",
+                pool=self.code,
+            ) from exc
         else:
+            self.breaker.ok()
             if self._idle.qsize() < max(self.options.max_idle_connections, 4):
                 self._idle.put(client)
             else:
                 client.disconnect()
+
+    def _connected_client(self) -> Client:
+        """A new client, connected: the TCP connect *and* the protocol handshake are
+        bounded by ``connect_timeout`` (the driver would wait ``send_receive_timeout``,
+        300 s by default, for the handshake of a hung server)."""
+        client = Client.from_url(self._uri)
+        connection = client.connection
+        reply_timeout = connection.send_receive_timeout
+        connection.connect_timeout = self.connect_timeout
+        connection.send_receive_timeout = self.connect_timeout
+        try:
+            connection.connect()
+        finally:
+            connection.send_receive_timeout = reply_timeout
+        if connection.socket is not None:
+            connection.socket.settimeout(reply_timeout)
+        return client
 
     def connect(self) -> None:
         try:

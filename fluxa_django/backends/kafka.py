@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import KafkaPoolOptions
 from fluxa_django.errors import PoolError
+
+_LOG = logging.getLogger("fluxa_django.kafka")
 
 
 class KafkaPool:
@@ -19,12 +24,14 @@ class KafkaPool:
         self.brokers = list(brokers)
         self.options = options
         self._producer: Producer | None = None
+        self.breaker = Breaker("kafka", code)
 
     def __repr__(self) -> str:
         return f"<KafkaPool {self.code!r} {','.join(self.brokers)}>"
 
     def client_config(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {"bootstrap.servers": ",".join(self.brokers)}
+        # librdkafka's own log lines go to Python logging, not to stderr
+        conf: dict[str, Any] = {"bootstrap.servers": ",".join(self.brokers), "logger": _LOG}
         if self.options.client_id:
             conf["client.id"] = self.options.client_id
         if self.options.sasl_mechanism:
@@ -42,9 +49,11 @@ class KafkaPool:
         return AdminClient(self.client_config())
 
     def connect(self) -> None:
+        started = time.monotonic()
         try:
             self.admin().list_topics(timeout=5)
         except KafkaException as exc:
+            self.breaker.failed(f"cannot connect: {exc}", time.monotonic() - started, 5)
             raise PoolError(
                 f"kafka pool {self.code!r} ({','.join(self.brokers)}): cannot connect: {exc}",
                 pool=self.code,
@@ -69,18 +78,29 @@ class KafkaPool:
     def produce_sync(
         self, topic: str, value: bytes, key: bytes | None = None, timeout: float = 10.0
     ) -> None:
+        self.breaker.check()
         errors: list[Any] = []
+        started = time.monotonic()
         self.producer().produce(
             topic, value=value, key=key, on_delivery=lambda err, _msg: errors.append(err)
         )
         self.producer().flush(timeout)
         if not errors or errors[0] is not None:
-            raise PoolError(
-                f"kafka pool {self.code!r}: produce to {topic!r} failed: {errors[:1] or 'timeout'}",
-                pool=self.code,
-            )
+            reason = f"produce to {topic!r} failed: {errors[:1] or 'timeout'}"
+            self.breaker.failed(reason, time.monotonic() - started, timeout)
+            raise PoolError(f"kafka pool {self.code!r}: {reason}", pool=self.code)
+        self.breaker.ok()
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(5)
-            self._producer = None
+        """Deliver what is queued (5 s at most), then drop the rest: closing never
+        waits for a broker that is away (librdkafka would wait up to 5 minutes)."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        left = producer.flush(5)
+        if left:
+            _LOG.warning(
+                "kafka pool %r closed with %d message(s) not delivered (dropped)", self.code, left
+            )
+            producer.purge()
+            producer.flush(0)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import MySQLdb
 
 from fluxa_django._fork import reset_in_child
+from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import MySQLOptions, MySQLURI
 from fluxa_django.errors import IntegrityError, OperationalError, PoolError
 from fluxa_django.sql import bind
@@ -103,6 +104,7 @@ class MySQLPool:
         self.limits = MySQLLimits(options.max_open_connections or 100, 0, 300)
         self.features = ServerFeatures("", True)
         self.identity: str | None = None  # the database's own token (runtime/namespace.py)
+        self.breaker = Breaker("mysql", code)
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_open)
@@ -127,6 +129,7 @@ class MySQLPool:
     # -- lifecycle ------------------------------------------------------------
 
     def _new_raw(self) -> Any:
+        self.breaker.check()
         kwargs = self.uri.connect_kwargs()
         opts = self.options
         kwargs.update(
@@ -136,13 +139,18 @@ class MySQLPool:
             read_timeout=opts.read_timeout,
             write_timeout=opts.write_timeout,
         )
+        started = time.monotonic()
         try:
-            return MySQLdb.connect(**kwargs)
+            raw = MySQLdb.connect(**kwargs)
         except MySQLdb.Error as exc:
+            waited = time.monotonic() - started
+            self.breaker.failed(f"cannot connect: {_describe(exc)}", waited, opts.connect_timeout)
             raise PoolError(
                 f"mysql pool {self.code!r} ({self.uri.safe}): cannot connect: {_describe(exc)}",
                 pool=self.code,
             ) from None
+        self.breaker.ok()
+        return raw
 
     def connect(self) -> None:
         """Open a first connection, read server limits and derive the pool limits."""
