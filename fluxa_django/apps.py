@@ -1,4 +1,5 @@
-"""The Django app: registers the system checks and installs the transaction adapter.
+"""The Django app: registers the system checks, installs the transaction adapter and
+the error-report filter that hides pool credentials (``fluxa_django.debug``).
 
 The engine is built lazily (``fluxa_django.get_engine()``).
 """
@@ -14,9 +15,13 @@ class FluxaConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from fluxa_django import checks  # noqa: F401 - registers the checks
+        from fluxa_django import (
+            checks,  # noqa: F401 - registers the checks
+            debug,
+        )
         from fluxa_django.runtime import outer
         from fluxa_django.transactions import DjangoTransactions
 
         if not isinstance(outer.active(), DjangoTransactions):
             outer.install(DjangoTransactions())
+        debug.install()  # error reports never show the pools' credentials

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -129,6 +130,20 @@ def build_engine(
 
 
 # -- a private Redis server (degradation tests) ------------------------------------------
+def wait_stopped(pid: int) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP is delivered asynchronously)."""
+    deadline = time.monotonic() + 5
+    task = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        states = []
+        for thread in task.iterdir():
+            with contextlib.suppress(OSError):
+                stat = (thread / "stat").read_text()
+                states.append(stat[stat.rindex(")") + 2])
+        if states and all(state in "tT" for state in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} did not stop")
 
 
 def free_port() -> int:
@@ -211,6 +226,7 @@ class RedisServer:
         """SIGSTOP: the server hangs (connections stay open, nothing answers)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        wait_stopped(self.process.pid)
 
     def resume(self) -> None:
         assert self.process is not None

@@ -18,6 +18,7 @@ DJANGO_GLUE = {
     "apps.py",
     "checks.py",
     "conf.py",
+    "debug.py",
     "middleware.py",
     "transactions.py",
     "management",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import MySQLdb
 
-from tests.cache_helpers import free_port
+from tests.cache_helpers import free_port, wait_stopped
 
 
 class MariaDBServer:
@@ -103,6 +103,7 @@ class MariaDBServer:
         """SIGSTOP: the server hangs (sockets stay open, nothing answers)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        wait_stopped(self.process.pid)
 
     def resume(self) -> None:
         assert self.process is not None
