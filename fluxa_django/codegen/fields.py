@@ -197,10 +197,12 @@ def column_code(
     elif kind is FieldKind.STR:
         max_len = column.length if column.length is not None else _TEXT_MAX
         plain_getter()
-        check = call("_v.check_str", "value", str(max_len), where)
+        # varchar(n) counts characters; a text column counts bytes
+        max_bytes = [] if column.length is not None else [str(_TEXT_MAX)]
+        check = call("_v.check_str", "value", str(max_len), where, *max_bytes)
         setter(
             [
-                f"        if type(value) is not str or len(value) > {max_len}:",
+                f"        if type(value) is not str or len(value) > {max_len} or not value.isascii():",
                 *assign(3, "value", check),
                 f"        self._set({i}, value)",
             ]
@@ -283,7 +285,8 @@ def column_code(
                 *def_(1, name, ["self", f"value: {target.name} | None"], "None"),
             ]
         )
-        m.extend([*assign(2, f"self.{attr}", "None if value is None else value.id"), ""])
+        entity_id = call("_v.entity_id", "value", py_str(target.name), where)
+        m.extend([*assign(2, f"self.{attr}", entity_id), ""])
         code.default = "None" if nullable else "0"
         code.field_ref = column_ref("int")
         _import_target(code, schema, target)

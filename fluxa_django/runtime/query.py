@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
+import operator
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from fluxa_django.schema.model import quote_name
@@ -78,7 +81,8 @@ class Where:
 
     def compile(self) -> tuple[str, tuple[Any, ...]]:
         """``(sql with %s placeholders, flat parameters)``; raises ``ValueError`` on a count mismatch."""
-        sql, args = bind(self._sql, [_param(p) for p in self._params])
+        params = [_param(p, f"Where parameter {i}") for i, p in enumerate(self._params, 1)]
+        sql, args = bind(self._sql, params)
         return sql, args or ()
 
 
@@ -88,12 +92,12 @@ class Pager:
     __slots__ = ("page", "size")
 
     def __init__(self, page: int = 1, size: int = 100) -> None:
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise ValueError(f"Pager page must be an int >= 1, got {page!r}")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"Pager size must be an int >= 1, got {size!r}")
-        self.page = page
-        self.size = size
+        self.page = _page_number("page", page)
+        self.size = _page_number("size", size)
+        if self.offset + self.size > _PAGE_LIMIT:
+            raise ValueError(
+                f"Pager({self.page}, {self.size}) reaches beyond the last row MySQL can page to"
+            )
 
     def __repr__(self) -> str:
         return f"Pager({self.page}, {self.size})"
@@ -106,8 +110,22 @@ class Pager:
         return f" LIMIT {self.offset},{self.size}"
 
     def increment_page(self) -> Pager:
+        if self.offset + 2 * self.size > _PAGE_LIMIT:
+            raise ValueError(f"Pager({self.page}, {self.size}): no page after this one")
         self.page += 1
         return self
+
+
+def _page_number(name: str, value: Any) -> int:
+    """A plain int >= 1 (an int subclass becomes its value: nothing of it reaches the SQL)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"Pager {name} must be an int >= 1, got {value!r}")
+    number = int.__index__(operator.index(value))
+    if number < 1:
+        raise ValueError(f"Pager {name} must be an int >= 1, got {number}")
+    if number > _PAGE_LIMIT:
+        raise ValueError(f"Pager {name} {number} is beyond the last row MySQL can page to")
+    return number
 
 
 class Condition:
@@ -131,31 +149,115 @@ class Condition:
         return Condition(f"NOT ({self.sql})", self.params)
 
 
-def _param(value: Any) -> Any:
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what MySQL integer columns hold
+_DECIMAL_DIGITS = 65  # DECIMAL(65, 30) is the widest MySQL column
+_PAGE_LIMIT = 2**63 - 1  # LIMIT offset,size must stay below it
+
+
+def check_param(value: Any, where: str) -> Any:
+    """``value`` as one bound SQL parameter, or ``TypeError``/``ValueError`` naming ``where``.
+
+    Accepted: ``None``, ``bool``, ``int`` (64-bit range), finite ``float``, finite
+    ``Decimal`` (at most 65 digits before the point), ``str`` (valid Unicode),
+    ``bytes``, dates, times and enums (their value). Subclasses become the plain
+    type, so no ``__str__`` or ``__format__`` of the caller's reaches the SQL.
+    """
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{where}: the text holds a lone surrogate") from None
+        return value
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(f"{where}: {value} is outside the 64-bit integer range")
+        return value
+    if value is None or kind is bool:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} cannot be compared in SQL (not finite)")
+        return value
     if isinstance(value, enum.Enum):
-        return value.value
+        return check_param(value.value, where)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{where}: Decimal {value} cannot be compared in SQL (not finite)")
+        digits = value.as_tuple()
+        if value and (
+            value.adjusted() >= _DECIMAL_DIGITS
+            or -int(digits.exponent) > 2 * _DECIMAL_DIGITS
+            or len(digits.digits) > 2 * _DECIMAL_DIGITS
+        ):
+            raise ValueError(f"{where}: Decimal {value:.6g} is out of the DECIMAL range")
+        return Decimal(value)  # a plain Decimal
+    if isinstance(value, datetime.datetime):
+        moment = value
+        if moment.tzinfo is not None:  # stored as naive UTC (the setters' rule)
+            try:
+                moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                raise ValueError(f"{where}: {value!r} is out of the datetime range") from None
+        return datetime.datetime(*moment.timetuple()[:6], moment.microsecond)
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value[:]  # a str subclass: its plain text
+    if isinstance(value, int):
+        return check_param(int.__index__(value), where)
+    if isinstance(value, float):
+        return check_param(float.__float__(value), where)
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be a SQL parameter")
+
+
+def _param(value: Any, where: str = "parameter") -> Any:
+    """A bound parameter; a list (``IN ?``) is checked item by item."""
     if isinstance(value, list | tuple | set | frozenset):
-        return [_param(v) for v in value]
-    return value
+        return [check_param(v, where) for v in value]
+    return check_param(value, where)
 
 
 class Column(Generic[T]):
-    """A typed column reference: ``Provider.fields.age.gte(18)``."""
+    """A typed column reference: ``Provider.fields.age.gte(18)``.
 
-    __slots__ = ("name", "quoted")
+    Values are checked when the condition is made (``check_param``): a value that
+    is not one SQL scalar (a list to ``eq``, ``nan``, a 300-digit Decimal) raises
+    ``TypeError``/``ValueError`` naming the entity and field, before any SQL.
+    """
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("name", "quoted", "where")
+
+    def __init__(self, name: str, entity: str = "") -> None:
         self.name = name
         self.quoted = quote_name(name)
+        self.where = f"{entity}.{name}" if entity else name
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        # Generated code puts the columns of ``XEntity`` on ``_XEntityFields``:
+        # errors then name ``XEntity.field``.
+        entity = owner.__name__.removeprefix("_").removesuffix("Fields")
+        if entity and self.where == self.name:
+            self.where = f"{entity}.{self.name}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple | set | frozenset | dict):
+            raise TypeError(
+                f"{self.where}: expected one value, got a {type(value).__name__} (use in_())"
+            )
+        return check_param(value, self.where)
+
     def _cmp(self, op: str, value: T) -> Condition:
-        return Condition(f"{self.quoted} {op} ?", (_param(value),))
+        return Condition(f"{self.quoted} {op} ?", (self._value(value),))
 
     def eq(self, value: T) -> Condition:
-        v = _param(value)
+        v = self._value(value)
         return Condition(f"{self.quoted} = ?", (v,), self.name, v)
 
     def is_(self, value: T) -> Condition:
@@ -163,7 +265,11 @@ class Column(Generic[T]):
         return self.eq(value)
 
     def in_(self, values: Iterable[T]) -> Condition:
-        items = [_param(v) for v in values]
+        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+            raise TypeError(
+                f"{self.where}: in_() takes a list of values, got {type(values).__name__}"
+            )
+        items = [self._value(v) for v in values]
         if not items:
             return Condition("1 = 0", ())
         return Condition(f"{self.quoted} IN ({','.join('?' * len(items))})", tuple(items))
@@ -199,14 +305,20 @@ class StrColumn(Column[str]):
     __slots__ = ()
 
     def like(self, pattern: str) -> Condition:
-        return Condition(f"{self.quoted} LIKE ?", (pattern,))
+        return _like(self, pattern)
 
 
 class NullableStrColumn(NullableColumn[str]):
     __slots__ = ()
 
     def like(self, pattern: str) -> Condition:
-        return Condition(f"{self.quoted} LIKE ?", (pattern,))
+        return _like(self, pattern)
+
+
+def _like(column: Column[Any], pattern: Any) -> Condition:
+    if not isinstance(pattern, str):
+        raise TypeError(f"{column.where}: like() takes a str pattern, got {type(pattern).__name__}")
+    return Condition(f"{column.quoted} LIKE ?", (check_param(pattern, column.where),))
 
 
 Sortable = (
@@ -304,7 +416,7 @@ def build_where(
         params.extend(cond.params)
     if where is not None and where.sql.strip():
         parts.append(f"({where.sql})")
-        params.extend(_param(p) for p in where.parameters)
+        params.extend(_param(p, f"Where parameter {i}") for i, p in enumerate(where.parameters, 1))
     if fake_delete is not None and (where is None or not where.includes_fake_deletes):
         parts.append(f"{fake_delete} = 0")
     if not parts:

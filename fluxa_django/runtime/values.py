@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from fluxa_django.runtime.entity import EntityBase
+
 S = TypeVar("S", bound=enum.StrEnum)
 _UTC = datetime.UTC
 
@@ -40,7 +42,10 @@ def check_bool(value: Any, where: str) -> int:
 def check_float(value: Any, precision: int | None, unsigned: bool, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{where}: expected float, got {_kind(value)}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ValueError(f"{where}: {value:.6g} cannot be stored (too large)") from None
     if not math.isfinite(result):
         raise ValueError(f"{where}: {result} cannot be stored (not finite)")
     if precision is not None:
@@ -57,12 +62,24 @@ def to_decimal(value: Any, digits: int, scale: int, unsigned: bool, where: str) 
     return Decimal(f"{result:.{scale}f}")
 
 
-def check_str(value: Any, max_length: int, where: str) -> str:
+def check_str(value: Any, max_length: int, where: str, max_bytes: int | None = None) -> str:
+    """A str of at most ``max_length`` characters (and ``max_bytes`` UTF-8 bytes: text
+    columns count bytes) that MySQL can store: no lone surrogate."""
     if not isinstance(value, str):
         raise TypeError(f"{where}: expected str, got {_kind(value)}")
     if len(value) > max_length:
         raise ValueError(f"{where}: {len(value)} characters exceed the maximum of {max_length}")
-    return str(value)
+    text = str(value)
+    if not text.isascii():
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{where}: the text holds a lone surrogate (not valid Unicode)"
+            ) from None
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(f"{where}: {size} bytes (UTF-8) exceed the maximum of {max_bytes}")
+    return text
 
 
 def check_bytes(value: Any, max_length: int, where: str) -> bytes:
@@ -86,7 +103,10 @@ def check_datetime(value: Any, where: str) -> datetime.datetime:
         raise TypeError(f"{where}: expected datetime.datetime, got {_kind(value)}")
     moment: datetime.datetime = value
     if moment.tzinfo is not None:
-        moment = moment.astimezone(_UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(_UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            raise ValueError(f"{where}: {value!r} is out of the datetime range in UTC") from None
     if moment.year < 1000:
         raise ValueError(f"{where}: {moment} is before 1000-01-01, the first datetime MySQL stores")
     return moment.replace(microsecond=0) if moment.microsecond else moment
@@ -118,6 +138,16 @@ def from_set_value(value: str, members: Mapping[str, S]) -> set[S]:
 
 def from_set_text(value: str) -> set[str]:
     return {v for v in value.split(",") if v}
+
+
+def entity_id(value: Any, expected: str, where: str) -> int | None:
+    """The id of a referenced entity (``None`` for ``None``); it must be a ``expected``."""
+    if value is None:
+        return None
+    provider = getattr(type(value), "_provider", None)
+    if not isinstance(value, EntityBase) or provider is None or provider.entity_name != expected:
+        raise TypeError(f"{where}: expected {expected} or None, got {_kind(value)}")
+    return value.id
 
 
 def check_reference(value: Any, id_max: int, where: str) -> int:

@@ -24,7 +24,7 @@ class CategoryEntity(EntityBase):
 
     @name.setter
     def name(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "CategoryEntity.name")
         self._set(1, value)
 

@@ -23,7 +23,7 @@ class DeletableUserEntity(EntityBase):
 
     @name.setter
     def name(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "DeletableUserEntity.name")
         self._set(1, value)
 
@@ -34,7 +34,7 @@ class DeletableUserEntity(EntityBase):
 
     @email.setter
     def email(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "DeletableUserEntity.email")
         self._set(2, value)
 

@@ -298,7 +298,7 @@ class EveryTypeEntity(EntityBase):
 
     @text.setter
     def text(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "EveryTypeEntity.text")
         self._set(21, value)
 
@@ -312,7 +312,7 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(22, None)
             return
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "EveryTypeEntity.n_text")
         self._set(22, value)
 
@@ -323,7 +323,7 @@ class EveryTypeEntity(EntityBase):
 
     @short.setter
     def short(self, value: str) -> None:
-        if type(value) is not str or len(value) > 20:
+        if type(value) is not str or len(value) > 20 or not value.isascii():
             value = _v.check_str(value, 20, "EveryTypeEntity.short")
         self._set(23, value)
 
@@ -334,8 +334,8 @@ class EveryTypeEntity(EntityBase):
 
     @long_text.setter
     def long_text(self, value: str) -> None:
-        if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, "EveryTypeEntity.long_text")
+        if type(value) is not str or len(value) > 16777215 or not value.isascii():
+            value = _v.check_str(value, 16777215, "EveryTypeEntity.long_text", 16777215)
         self._set(24, value)
 
     @property
@@ -348,8 +348,8 @@ class EveryTypeEntity(EntityBase):
         if value is None:
             self._set(25, None)
             return
-        if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, "EveryTypeEntity.n_long_text")
+        if type(value) is not str or len(value) > 16777215 or not value.isascii():
+            value = _v.check_str(value, 16777215, "EveryTypeEntity.n_long_text", 16777215)
         self._set(25, value)
 
     @property
@@ -531,7 +531,7 @@ class EveryTypeEntity(EntityBase):
 
     @category.setter
     def category(self, value: CategoryEntity | None) -> None:
-        self.category_id = None if value is None else value.id
+        self.category_id = _v.entity_id(value, "CategoryEntity", "EveryTypeEntity.category")
 
     @property
     def n_category_id(self) -> int | None:
@@ -555,7 +555,7 @@ class EveryTypeEntity(EntityBase):
 
     @n_category.setter
     def n_category(self, value: CategoryEntity | None) -> None:
-        self.n_category_id = None if value is None else value.id
+        self.n_category_id = _v.entity_id(value, "CategoryEntity", "EveryTypeEntity.n_category")
 
     @property
     def categories_ids(self) -> list[int]:
@@ -598,7 +598,7 @@ class EveryTypeEntity(EntityBase):
 
     @title.setter
     def title(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "EveryTypeEntity.title")
         self._set(44, value)
 

@@ -24,7 +24,7 @@ class UserEntity(EntityBase):
 
     @name.setter
     def name(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "UserEntity.name")
         self._set(1, value)
 
@@ -35,7 +35,7 @@ class UserEntity(EntityBase):
 
     @email.setter
     def email(self, value: str) -> None:
-        if type(value) is not str or len(value) > 255:
+        if type(value) is not str or len(value) > 255 or not value.isascii():
             value = _v.check_str(value, 255, "UserEntity.email")
         self._set(2, value)
 

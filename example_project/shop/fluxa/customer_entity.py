@@ -32,7 +32,7 @@ class CustomerEntity(EntityBase):
 
     @email.setter
     def email(self, value: str) -> None:
-        if type(value) is not str or len(value) > 190:
+        if type(value) is not str or len(value) > 190 or not value.isascii():
             value = _v.check_str(value, 190, "CustomerEntity.email")
         self._set(1, value)
 
@@ -46,7 +46,7 @@ class CustomerEntity(EntityBase):
         if value is None:
             self._set(2, None)
             return
-        if type(value) is not str or len(value) > 100:
+        if type(value) is not str or len(value) > 100 or not value.isascii():
             value = _v.check_str(value, 100, "CustomerEntity.name")
         self._set(2, value)
 

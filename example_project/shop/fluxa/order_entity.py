@@ -53,7 +53,7 @@ class OrderEntity(EntityBase):
 
     @customer.setter
     def customer(self, value: CustomerEntity | None) -> None:
-        self.customer_id = None if value is None else value.id
+        self.customer_id = _v.entity_id(value, "CustomerEntity", "OrderEntity.customer")
 
     @property
     def products_ids(self) -> list[int]:
@@ -89,7 +89,7 @@ class OrderEntity(EntityBase):
 
     @coupon.setter
     def coupon(self, value: ProductEntity | None) -> None:
-        self.coupon_id = None if value is None else value.id
+        self.coupon_id = _v.entity_id(value, "ProductEntity", "OrderEntity.coupon")
 
     @property
     def quantity(self) -> int:
@@ -205,8 +205,8 @@ class OrderEntity(EntityBase):
         if value is None:
             self._set(13, None)
             return
-        if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, "OrderEntity.note")
+        if type(value) is not str or len(value) > 16777215 or not value.isascii():
+            value = _v.check_str(value, 16777215, "OrderEntity.note", 16777215)
         self._set(13, value)
 
     @property

@@ -44,7 +44,7 @@ class ProductEntity(EntityBase):
 
     @name.setter
     def name(self, value: str) -> None:
-        if type(value) is not str or len(value) > 100:
+        if type(value) is not str or len(value) > 100 or not value.isascii():
             value = _v.check_str(value, 100, "ProductEntity.name")
         self._set(1, value)
 
@@ -78,7 +78,7 @@ class ProductEntity(EntityBase):
 
     @category.setter
     def category(self, value: CategoryEntity | None) -> None:
-        self.category_id = None if value is None else value.id
+        self.category_id = _v.entity_id(value, "CategoryEntity", "ProductEntity.category")
 
     # status: draft, active, archived
     @property
@@ -110,8 +110,8 @@ class ProductEntity(EntityBase):
 
     @description.setter
     def description(self, value: str) -> None:
-        if type(value) is not str or len(value) > 16777215:
-            value = _v.check_str(value, 16777215, "ProductEntity.description")
+        if type(value) is not str or len(value) > 16777215 or not value.isascii():
+            value = _v.check_str(value, 16777215, "ProductEntity.description", 16777215)
         self._set(6, value)
 
     @property
