@@ -6,11 +6,13 @@ and only the placeholder count changes when a list is expanded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 _LIST_TYPES = (list, tuple, set, frozenset)
+_IN_BEFORE = re.compile(r"\bIN\s*$", re.IGNORECASE)  # `x IN ?`: the parameter must be a list
 # MySQL starts a `--` comment only when whitespace (or the end) follows the dashes.
 _SPACE = frozenset(("", " ", "\t", "\r", "\n", "\f", "\v"))
 
@@ -86,7 +88,15 @@ def bind(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         return parts[0], ()  # `%` already doubled: the driver always formats
     out = [parts[0]]
     args: list[Any] = []
-    for value, tail in zip(params, parts[1:], strict=True):
+    for number, (value, tail) in enumerate(zip(params, parts[1:], strict=True), 1):
+        after_in = _IN_BEFORE.search(out[-1]) is not None
+        if after_in != isinstance(value, _LIST_TYPES):
+            kind = type(value).__name__
+            raise ValueError(
+                f"parameter {number}: `IN ?` takes a list, got {kind}"
+                if after_in
+                else f"parameter {number}: a {kind} is allowed only after `IN ?`"
+            )
         if isinstance(value, _LIST_TYPES):
             items = list(value)
             if items:

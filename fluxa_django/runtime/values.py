@@ -45,7 +45,9 @@ def check_float(value: Any, precision: int | None, unsigned: bool, where: str) -
     try:
         result = float(value)
     except OverflowError:
-        raise ValueError(f"{where}: {value:.6g} cannot be stored (too large)") from None
+        raise ValueError(
+            f"{where}: an int of {len(str(abs(int(value))))} digits is too large"
+        ) from None
     if not math.isfinite(result):
         raise ValueError(f"{where}: {result} cannot be stored (not finite)")
     if precision is not None:
