@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -185,6 +186,8 @@ class RedisServer:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        # SAVE writes dump.rdb here; a restart loads it (no automatic snapshots)
+        self.folder = tempfile.mkdtemp(prefix="fluxa-redis-")
 
     def start(self) -> None:
         command, env = redis_server_command()
@@ -200,6 +203,8 @@ class RedisServer:
             "no",
             "--protected-mode",
             "yes",
+            "--dir",
+            self.folder,
         ]
         self.process = subprocess.Popen(
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

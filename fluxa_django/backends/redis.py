@@ -6,6 +6,7 @@ answers ``has_search`` from that, without further round trips.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,11 @@ class RedisPool:
         self.options = options
         self.features = RedisFeatures((0,), frozenset())
         self._down_until = 0.0  # see is_down()
+        # The run id of the server, read on every new connection. It changes with every
+        # restart (the only way to load an RDB snapshot) and failover, so cache keys that
+        # include it are never read from data an older server state brought back.
+        self.epoch = ""
+        self.generation = 0  # incremented whenever ``epoch`` changes
         common: dict[str, Any] = {
             "db": db,
             "username": options.user or None,
@@ -68,6 +74,8 @@ class RedisPool:
             # One quick retry of a connection that broke (a restarted server), none
             # after a timeout: a hung server costs a call one timeout, not two.
             "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            # every new connection reads the server's run id (see ``epoch``)
+            "redis_connect_func": self._on_connect,
         }
         if options.sentinels:
             if not options.master:
@@ -88,6 +96,23 @@ class RedisPool:
 
     def __repr__(self) -> str:
         return f"<RedisPool {self.code!r} {self.describe}>"
+
+    def _on_connect(self, connection: Any) -> None:
+        connection.on_connect()
+        connection.send_command("INFO", "server")
+        info = connection.read_response()
+        text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+        match = re.search(r"^run_id:([0-9a-f]+)", text, re.MULTILINE)
+        run_id = match.group(1) if match else ""
+        if run_id != self.epoch:
+            self.epoch = run_id
+            self.generation += 1
+
+    def current_epoch(self) -> str:
+        """The server's run id (connecting first when no connection was made yet)."""
+        if not self.epoch:
+            self.client.ping()
+        return self.epoch
 
     # -- a server that just failed ---------------------------------------------
 

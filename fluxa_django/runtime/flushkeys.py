@@ -39,17 +39,39 @@ UniqueIndex = tuple[str, tuple[int, ...], tuple[str, ...]]
 class FlushKeys:
     """What a flush must invalidate on one Redis pool."""
 
-    __slots__ = ("bus", "keys", "local", "pool", "unique")
+    __slots__ = ("bus", "keys", "local", "pool", "tables", "unique")
 
     def __init__(self, pool: RedisPool, bus: InvalidationBus | None) -> None:
         self.pool = pool
         self.bus = bus
+        # per entity type: its tiers, the ids of its rows with a Redis entry, and the
+        # (index, token) of its cached unique-index values; keys are built from them
+        self.tables: list[tuple[Tiers, list[int], list[tuple[str, str]]]] = []
         self.keys: list[str] = []  # row keys: marked before the SQL, deleted after
         self.unique: list[str] = []  # unique-index keys: deleted before and after
         self.local: dict[tuple[str, str], list[int]] = {}
 
+    def _build_keys(self) -> None:
+        self.keys = [t.key(i) for t, ids, _ in self.tables for i in ids]
+        self.unique = [
+            t.unique_key(n, token) for t, _, tokens in self.tables for n, token in tokens
+        ]
+
     def mark(self) -> None:
-        """Before the SQL: write markers on the rows, drop the unique keys."""
+        """Before the SQL: write markers on the rows, drop the unique keys.
+
+        Built under the Redis server's current epoch; when the server changes while
+        marking (a restart: the keys now have another epoch), they are built and
+        marked again, so the markers are always on the keys readers use.
+        """
+        for _ in range(3):
+            generation = self.pool.generation
+            self._build_keys()
+            self._mark_once()
+            if self.pool.generation == generation:
+                return
+
+    def _mark_once(self) -> None:
         pipe = self.pool.client.pipeline(transaction=False)
         for key in self.keys:
             pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
@@ -150,15 +172,12 @@ def collect_keys(
         elif flush_keys.bus is None:
             flush_keys.bus = tiers.bus
         ids: set[int] = set()
-        uniques: set[str] = set()
+        uniques: set[tuple[str, str]] = set()
         for row in rows:
             ids.add(row[0])
             for name, positions, _ in cached_uniques:
-                token = codec.unique_token(tuple(row[p] for p in positions))
-                uniques.add(tiers.unique_key(name, token))
-        if tiers.row_cache:
-            flush_keys.keys.extend(tiers.key(i) for i in sorted(ids))
-        flush_keys.unique.extend(sorted(uniques))
+                uniques.add((name, codec.unique_token(tuple(row[p] for p in positions))))
+        flush_keys.tables.append((tiers, sorted(ids) if tiers.row_cache else [], sorted(uniques)))
         if tiers.local is not None:
             flush_keys.local.setdefault((tiers.local.code, tiers.prefix), []).extend(sorted(ids))
     return out

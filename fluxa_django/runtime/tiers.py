@@ -148,7 +148,11 @@ class Tiers:
         self._alias_pool = mysql.django_alias is not None
         self.redis_pool = redis_pool
         self.client: redis.Redis = redis_pool.client
-        self.prefix = prefix  # the table's namespace (runtime/namespace.py)
+        # The table's namespace (runtime/namespace.py): local-cache keys and invalidations.
+        # Redis keys add the Redis server's epoch (its run id): see ``redis_prefix``.
+        self.prefix = prefix
+        self._generation = -1
+        self._redis_prefix = prefix
         self.stamp = stamp
         self.width = width  # columns of a row: an entry with another count is not a row
         self._stamp_prefix = codec.stamp_prefix(stamp)
@@ -161,11 +165,26 @@ class Tiers:
     def __repr__(self) -> str:
         return f"<Tiers {self.entity} prefix={self.prefix!r}>"
 
+    @property
+    def redis_prefix(self) -> str:
+        """``<namespace><epoch>:``: the prefix of this table's Redis keys.
+
+        The epoch is the run id of the Redis server (``RedisPool.epoch``): a server
+        restarted from an older snapshot, or a replica promoted by a failover, has
+        another one, so the entries it brought back are never read (they expire).
+        """
+        pool = self.redis_pool
+        generation = pool.generation
+        if generation != self._generation:
+            self._redis_prefix = f"{self.prefix}{pool.epoch[:16]}:"
+            self._generation = generation
+        return self._redis_prefix
+
     def key(self, id_: int) -> str:
-        return f"{self.prefix}{id_}"
+        return f"{self.redis_prefix}{id_}"
 
     def unique_key(self, index: str, token: str) -> str:
-        return f"{self.prefix}u:{index}:{token}"
+        return f"{self.redis_prefix}u:{index}:{token}"
 
     def bypassed(self) -> bool:
         """True inside an outer transaction (Django ``atomic()``) on the entity's MySQL alias."""
@@ -248,11 +267,27 @@ class Tiers:
 
     # -- Redis -------------------------------------------------------------------------
 
-    def _redis_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
+    def _redis_rows(
+        self, ctx: Context, ids: Sequence[int], again: bool = True
+    ) -> dict[int, tuple[Any, ...] | None]:
         """Rows from the Redis tier, MySQL for its misses, lease-guarded fills."""
         if self.redis_pool.is_down():  # failed a moment ago: do not wait for it again
             found = self._mysql_rows(ctx, ids)
             return {i: found.get(i) for i in ids}
+        generation = self.redis_pool.generation
+        out = self._redis_rows_once(ctx, ids)
+        if self.redis_pool.generation != generation:
+            # The server changed under the keys this read used (it restarted, maybe
+            # from an older snapshot): read again under the new epoch's keys.
+            if again:
+                return self._redis_rows(ctx, ids, again=False)
+            found = self._mysql_rows(ctx, ids)
+            return {i: found.get(i) for i in ids}
+        return out
+
+    def _redis_rows_once(
+        self, ctx: Context, ids: Sequence[int]
+    ) -> dict[int, tuple[Any, ...] | None]:
         keys = [self.key(i) for i in ids]
         client = self.client
         try:
@@ -363,13 +398,14 @@ class Tiers:
         """The id cached for a unique-index value, or ``None`` (miss or Redis down)."""
         if self.bypassed() or self.redis_pool.is_down():
             return None
+        generation = self.redis_pool.generation
         try:
             value = self._redis_call(ctx, "get", key, lambda: self.client.get(key))
         except (redis.RedisError, OSError) as exc:
             warn_redis_down(self.redis_pool, exc, "reading from MySQL")
             return None
-        if value is None or not value.isdigit():
-            return None
+        if value is None or not value.isdigit() or self.redis_pool.generation != generation:
+            return None  # (another server epoch: the key was built for the old one)
         return int(value)
 
     def set_unique(self, ctx: Context, key: str, id_: int | None) -> None:
