@@ -881,7 +881,8 @@ def settled_products(ctx: Context, other: Engine, count: int) -> list[ProductEnt
     assert bus is not None
     received = bus.received
     made = products(ctx, count)
-    wait_until(lambda: bus.received > received, timeout=5.0)
+    # a flush sends two messages: before its SQL (evict and block) and after its commit
+    wait_until(lambda: bus.received >= received + 2, timeout=5.0)
     return made
 
 
@@ -892,7 +893,12 @@ def _invalidation_round(
     start of the flush until the row left ``other``'s local tier."""
     bus = tiers_of(other, P).bus
     assert bus is not None
-    warm(other, P, id_)
+
+    def warmed() -> bool:  # (a flush's last message may still be on its way)
+        warm(other, P, id_)
+        return local_row(other, P, id_) is not MISSING
+
+    wait_until(warmed, timeout=5.0)
     with assert_queries(mysql=0, redis=0):
         assert P.must_get_by_id(fresh(other), id_).id == id_
     received = bus.received
@@ -918,7 +924,9 @@ def _invalidation_round(
     finally:
         stop.set()
         watcher.join()
-    assert bus.received > received
+    # both messages of the flush (before the SQL: evict and block; after the commit:
+    # evict and unblock) reach the other engine
+    wait_until(lambda: bus.received >= received + 2, timeout=5.0)
     assert P.must_get_by_id(fresh(other), id_).name == name
     return evicted_at[0] - started
 

@@ -35,6 +35,8 @@ class LocalCache:
         self.sequence = 0  # bumped by every invalidation
         self._floor = 0  # fills that started before this are refused
         self._invalidated: dict[Any, int] = {}
+        # rows a flush is writing: no fill until its commit is announced or the deadline
+        self._blocked: dict[Any, float] = {}
         self.hits = 0
         self.misses = 0
 
@@ -94,11 +96,31 @@ class LocalCache:
                 return 0
             invalidated = self._invalidated
             data = self._data
+            blocked = self._blocked
+            now = deadline - ttl
             for key, row in items:
-                if invalidated.get(key, -1) <= started:
-                    data[key] = (deadline, row)
-                    stored += 1
+                if invalidated.get(key, -1) > started:
+                    continue
+                if blocked:
+                    until = blocked.get(key)
+                    if until is not None:
+                        if until > now:
+                            continue  # a flush is writing this row
+                        del blocked[key]
+                data[key] = (deadline, row)
+                stored += 1
         return stored
+
+    def block(self, keys: Iterable[tuple[str, int]], seconds: float) -> None:
+        """Evict rows a flush is about to write and refuse to store them again until
+        ``invalidate`` announces its commit (or ``seconds`` pass: a writer that died
+        after its commit leaves no old row behind, only rows read from below)."""
+        until = time.monotonic() + seconds
+        keys = list(keys)
+        self.invalidate(keys)
+        with self._lock:
+            for key in keys:
+                self._blocked[key] = until
 
     def invalidate(self, keys: Iterable[tuple[str, int]]) -> None:
         """Evict rows (a write committed) and refuse fills that started before."""
@@ -107,9 +129,12 @@ class LocalCache:
             seq = self.sequence
             invalidated = self._invalidated
             data = self._data
+            blocked = self._blocked
             for key in keys:
                 data.pop(key, None)
                 invalidated[key] = seq
+                if blocked:
+                    blocked.pop(key, None)
             if len(invalidated) > _GUARD_LIMIT:
                 invalidated.clear()
                 self._floor = seq + 1

@@ -71,14 +71,26 @@ class FlushKeys:
             if self.pool.generation == generation:
                 return
 
+    def _items(self) -> list[Invalidation]:
+        return [(code, prefix, ids) for (code, prefix), ids in self.local.items()]
+
     def _mark_once(self) -> None:
+        items = self._items()
+        bus = self.bus
+        if items and bus is not None:
+            # Local copies go before the SQL, everywhere, and are not filled again until
+            # the commit is announced (release) or the marker's time runs out: a writer
+            # that dies between COMMIT and release leaves no process serving the old row.
+            bus.evict_here(items, WRITE_MARKER_MS)
         pipe = self.pool.client.pipeline(transaction=False)
+        if items and bus is not None:
+            pipe.publish(bus.channel, bus.payload(items, WRITE_MARKER_MS))
         for key in self.keys:
             pipe.set(key, codec.WRITING, px=WRITE_MARKER_MS)
         for group in _by_slot(self.unique):
             pipe.delete(*group)
-        if not self.keys and not self.unique:
-            pipe.ping()  # local tier only: the commit must be publishable
+        if not self.keys and not self.unique and not (items and bus is not None):
+            pipe.ping()  # the commit must be publishable
         if OBSERVERS:
             notify("redis", "mark")
         try:
@@ -94,19 +106,17 @@ class FlushKeys:
 
     def release(self, publish: bool) -> None:
         """After the commit (or a failed write): delete the keys, evict local rows everywhere."""
-        items: list[Invalidation] = [
-            (code, prefix, ids) for (code, prefix), ids in self.local.items()
-        ]
+        items = self._items()
         bus = self.bus
-        if items and bus is not None and publish:
-            bus.evict_here(items)
+        if items and bus is not None:
+            bus.evict_here(items)  # also lifts the block of mark()
         doomed = self.keys + self.unique
-        if not doomed and not (items and publish and bus is not None):
+        if not doomed and not (items and bus is not None):
             return
         pipe = self.pool.client.pipeline(transaction=False)
         for group in _by_slot(doomed):
             pipe.delete(*group)
-        if items and publish and bus is not None:
+        if items and bus is not None:
             pipe.publish(bus.channel, bus.payload(items))
         if OBSERVERS:
             notify("redis", "release")

@@ -149,11 +149,14 @@ class InvalidationBus:
     def _apply(self, data: Any) -> None:
         """Evict what a message names; anything malformed in it is logged and ignored."""
         try:
-            sender, items = msgpack.unpackb(data, raw=False)
-            if not isinstance(items, list):
-                raise TypeError("items is not a list")
+            message = msgpack.unpackb(data, raw=False)
+            sender, items, *rest = message
+            block_ms = rest[0] if rest else 0
+            if not isinstance(items, list) or len(rest) > 1 or type(block_ms) is not int:
+                raise TypeError("not [sender, items] or [sender, items, block ms]")
+            block_ms = min(max(block_ms, 0), 600_000)
         except Exception:
-            self._malformed("not [sender, items]")
+            self._malformed("not [sender, items(, block ms)]")
             return
         self.received += 1
         if sender == self.sender:
@@ -173,7 +176,7 @@ class InvalidationBus:
                 valid.append((item[0], item[1], item[2]))
             else:
                 self._malformed("an item is not [local pool, key prefix, ids]")
-        self.evict_here(valid)
+        self.evict_here(valid, block_ms)
 
     def _malformed(self, why: str) -> None:
         log.warning(
@@ -182,11 +185,17 @@ class InvalidationBus:
 
     # -- publishing --------------------------------------------------------------------
 
-    def payload(self, items: Iterable[Invalidation]) -> bytes:
-        data: bytes = msgpack.packb([self.sender, list(items)], use_bin_type=True)
+    def payload(self, items: Iterable[Invalidation], block_ms: int = 0) -> bytes:
+        """``[sender, items]``: evict (a commit); with ``block_ms``, ``[sender, items,
+        block_ms]``: evict and refuse fills of those rows until the commit's message or
+        ``block_ms`` (a flush is about to write them)."""
+        message: list[Any] = [self.sender, list(items)]
+        if block_ms:
+            message.append(block_ms)
+        data: bytes = msgpack.packb(message, use_bin_type=True)
         return data
 
-    def evict_here(self, items: Iterable[Invalidation]) -> None:
+    def evict_here(self, items: Iterable[Invalidation], block_ms: int = 0) -> None:
         """Evict in this process's caches now (the writer does not wait for its own message)."""
         for code, prefix, ids in items:
             cache = self._locals.get(code)
@@ -194,5 +203,7 @@ class InvalidationBus:
                 continue
             if ids is None:
                 cache.invalidate_prefix(prefix)
+            elif block_ms:
+                cache.block([(prefix, i) for i in ids], block_ms / 1000)
             else:
                 cache.invalidate([(prefix, i) for i in ids])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -84,16 +85,19 @@ def test_malformed_messages_are_logged_and_ignored(
 def test_a_listener_that_fails_subscribes_again(
     fluxa_ctx: Context, reader: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (product,) = products(fluxa_ctx, 1)
     bus = bus_of(reader)
+    received = bus.received
+    (product,) = products(fluxa_ctx, 1)
+    # the flush's two messages (before the SQL, after the commit) reach the reader first
+    wait_until(lambda: bus.received >= received + 2, timeout=5.0)
     failures: list[int] = []
     real = bus.evict_here
 
-    def broken_once(items: object) -> None:
+    def broken_once(items: Any, block_ms: int = 0) -> None:
         if not failures:
             failures.append(1)
             raise RuntimeError("a bug in the listener")
-        real(items)  # type: ignore[arg-type]
+        real(items, block_ms)
 
     monkeypatch.setattr(bus, "evict_here", broken_once)
     subscribed = bus.subscriptions
