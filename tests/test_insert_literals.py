@@ -153,3 +153,25 @@ def test_a_connection_that_is_not_utf8_inserts_through_the_driver(mysql_db: str)
     finally:
         engine.redis().client.flushdb()
         engine.close()
+
+
+def test_big_inserts_are_split_below_the_packet_limit(fluxa_ctx: Context) -> None:
+    statements: list[str] = []
+    fluxa_ctx.register_query_logger(
+        lambda e: statements.append(e["operation"]), redis=False, local=False
+    )
+    text = "é" * 60_000  # 120 KB of UTF-8 per row: 300 rows would be 36 MB in one statement
+    ids = []
+    for i in range(300):
+        entity = EveryTypeEntityProvider.new(fluxa_ctx)
+        entity.category_id = 1
+        entity.short = f"big{i}"
+        entity.long_text = text
+        ids.append(entity.id)
+    fluxa_ctx.flush()
+    inserts = statements.count("insert")
+    assert 300 * 60_000 // 1_000_000 <= inserts < 300, inserts
+    row = fluxa_ctx.engine.mysql().query_row(
+        "SELECT COUNT(*), MIN(CHAR_LENGTH(`long_text`)) FROM `every_type`"
+    )
+    assert row == (300, 60_000)

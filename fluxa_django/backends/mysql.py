@@ -451,6 +451,12 @@ def values_sql(raw: Any, rows: Sequence[Sequence[Any]]) -> str | None:
     ``None`` when the connection's character set is not utf8 or a value is not of
     a type formatted here: bind those rows through the driver.
     """
+    literals = row_literals(raw, rows)
+    return None if literals is None else ",".join(literals)
+
+
+def row_literals(raw: Any, rows: Sequence[Sequence[Any]]) -> list[str] | None:
+    """``["(v,...)", ...]``: each row as SQL literals (see ``values_sql``), or ``None``."""
     if raw.character_set_name() not in _UTF8:
         return None
     escape = raw.string_literal
@@ -471,7 +477,7 @@ def values_sql(raw: Any, rows: Sequence[Sequence[Any]]) -> str | None:
             out.append("(" + ",".join(items) + ")")
     except (KeyError, _NoLiteral):
         return None
-    return ",".join(out)
+    return out
 
 
 def _describe(exc: BaseException) -> str:

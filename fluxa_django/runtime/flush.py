@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from fluxa_django.backends.mysql import DriverError, database_error, values_sql
+from fluxa_django.backends.mysql import DriverError, database_error, row_literals
 from fluxa_django.errors import HookError
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime import outer
@@ -226,21 +226,21 @@ def _write(ctx: Context, conn: Any, pool: str, tables: dict[str, TablePlan]) -> 
 
 def _write_table(ctx: Context, conn: Any, cur: Any, pool: str, table: TablePlan) -> None:
     provider = table.provider
-    inserts = table.inserts
-    for start in range(0, len(inserts), INSERT_CHUNK):
-        rows = [row for _, row in inserts[start : start + INSERT_CHUNK]]
-        sql = provider.insert_sql + ",".join([provider.insert_row_sql] * len(rows))
-        values = values_sql(conn, rows)
-        if values is not None:  # formatted in one pass (backends/mysql.py)
-            shown_args = range(len(rows) * len(rows[0]))  # the loggers see how many values
-            sql_runner.execute(
-                ctx, cur, pool, sql, shown_args, "insert", provider.insert_sql + values
-            )
-            continue
-        args: list[Any] = []
-        for row in rows:
-            args.extend(row)
-        sql_runner.execute(ctx, cur, pool, sql, args, "insert")
+    rows = [row for _, row in table.inserts]
+    if rows:
+        literals = row_literals(conn, rows)
+        for start, end in _statements(rows, literals):
+            count = end - start
+            sql = provider.insert_sql + ",".join([provider.insert_row_sql] * count)
+            if literals is not None:  # formatted in one pass (backends/mysql.py)
+                shown_args = range(count * len(rows[0]))  # the loggers see how many values
+                statement = provider.insert_sql + ",".join(literals[start:end])
+                sql_runner.execute(ctx, cur, pool, sql, shown_args, "insert", statement)
+                continue
+            args: list[Any] = []
+            for row in rows[start:end]:
+                args.extend(row)
+            sql_runner.execute(ctx, cur, pool, sql, args, "insert")
     _write_updates(ctx, cur, pool, provider, table.updates)
     if table.deletes:
         ids = [e._row[0] for e in table.deletes]
@@ -249,6 +249,23 @@ def _write_table(ctx: Context, conn: Any, cur: Any, pool: str, table: TablePlan)
 
 
 UPDATE_CHUNK = 500
+STATEMENT_CHARS = 1_000_000  # per INSERT: ≤ 4 MB of UTF-8, far below max_allowed_packet
+
+
+def _statements(rows: list[list[Any]], literals: list[str] | None) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` row ranges of the INSERT statements: at most ``INSERT_CHUNK`` rows
+    and about ``STATEMENT_CHARS`` characters each (one row may be longer alone)."""
+    start = size = 0
+    for index, row in enumerate(rows):
+        if literals is not None:
+            length = len(literals[index]) + 1
+        else:
+            length = sum(len(v) if type(v) in (str, bytes) else 8 for v in row) + 4 * len(row)
+        if index > start and (index - start >= INSERT_CHUNK or size + length > STATEMENT_CHARS):
+            yield start, index
+            start, size = index, 0
+        size += length
+    yield start, len(rows)
 
 
 def _write_updates(
