@@ -14,6 +14,7 @@ from fluxa_django.config import KafkaPoolOptions
 from fluxa_django.errors import PoolError
 
 _LOG = logging.getLogger("fluxa_django.kafka")
+CONNECT_TIMEOUT = 2.0  # seconds validate() waits for the brokers' metadata
 
 
 class KafkaPool:
@@ -51,9 +52,10 @@ class KafkaPool:
     def connect(self) -> None:
         started = time.monotonic()
         try:
-            self.admin().list_topics(timeout=5)
+            self.admin().list_topics(timeout=CONNECT_TIMEOUT)
         except KafkaException as exc:
-            self.breaker.failed(f"cannot connect: {exc}", time.monotonic() - started, 5)
+            waited = time.monotonic() - started
+            self.breaker.failed(f"cannot connect: {exc}", waited, CONNECT_TIMEOUT)
             raise PoolError(
                 f"kafka pool {self.code!r} ({','.join(self.brokers)}): cannot connect: {exc}",
                 pool=self.code,
