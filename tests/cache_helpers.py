@@ -179,7 +179,34 @@ def redis_server_command() -> tuple[list[str], dict[str, str]]:
     )
 
 
-class RedisServer:
+class ServerProcess:
+    """A server process a test starts itself: hung (SIGSTOP), resumed and killed at will."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        """SIGSTOP: the server hangs (connections stay open, nothing answers)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        wait_stopped(self.process.pid)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the server (stopped or not) and wait until it is gone."""
+        process = self.process
+        if process is None:
+            return
+        process.kill()
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
+        self.process = None
+
+
+class RedisServer(ServerProcess):
     """A throwaway redis-server on a free port: no persistence, killed at will."""
 
     def __init__(self) -> None:
@@ -226,27 +253,6 @@ class RedisServer:
                 time.sleep(0.01)
         finally:
             client.close()
-
-    def stop(self) -> None:
-        """SIGSTOP: the server hangs (connections stay open, nothing answers)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        wait_stopped(self.process.pid)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        """SIGKILL the server and wait until it is gone."""
-        process = self.process
-        if process is None:
-            return
-        process.kill()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
-        self.process = None
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port)

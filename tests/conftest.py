@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import MySQLdb
 import pytest
 
+from tests.cache_helpers import RedisServer
 from tests.services import MYSQL_HOST, MYSQL_PORT
 
 
@@ -28,3 +29,14 @@ def mysql_db() -> Iterator[str]:
     finally:
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free loopback port, killed afterwards."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -44,16 +44,6 @@ CACHE_LOGGER = "fluxa_django.cache"
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
 def private_engine(fluxa_ctx: Context, redis_server: RedisServer) -> Iterator[Engine]:
     """An engine on the test database (emptied by fluxa_ctx) and the private Redis server."""
     # The "Redis down" warning is rate-limited per process and pool code; earlier tests

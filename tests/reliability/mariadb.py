@@ -3,11 +3,9 @@ loopback port, started, stopped (SIGSTOP), killed and restarted by the test."""
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -15,10 +13,10 @@ from pathlib import Path
 
 import MySQLdb
 
-from tests.cache_helpers import free_port, wait_stopped
+from tests.cache_helpers import ServerProcess, free_port
 
 
-class MariaDBServer:
+class MariaDBServer(ServerProcess):
     """``mariadb-install-db`` into a temporary folder, then ``mariadbd`` on a free port."""
 
     def __init__(self) -> None:
@@ -98,28 +96,6 @@ class MariaDBServer:
             conn.cursor().execute(sql)
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        """SIGSTOP: the server hangs (sockets stay open, nothing answers)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        wait_stopped(self.process.pid)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGCONT)
-        process.kill()
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
-        self.process = None
 
     def remove(self) -> None:
         self.kill()

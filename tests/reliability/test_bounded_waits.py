@@ -11,7 +11,6 @@ bounded by the options, not how fast the machine is.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,17 +29,6 @@ from tests.reliability.mariadb import MariaDBServer
 from tests.reliability.summary import LINES
 
 U = UserEntityProvider
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.resume() if server.process is not None else None
-        server.kill()
 
 
 def timed(call: object) -> float:

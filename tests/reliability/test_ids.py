@@ -8,8 +8,6 @@ an older snapshot; MySQL is a second MariaDB server that the test stops and kill
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from fluxa_django import Context, Engine, PoolError, Registry
@@ -21,16 +19,6 @@ from tests.generated import UserEntityProvider
 from tests.reliability.mariadb import MariaDBServer
 
 U = UserEntityProvider
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def new_users(ctx: Context, count: int, tag: str) -> list[int]:

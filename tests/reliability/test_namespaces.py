@@ -24,16 +24,6 @@ from tests.services import MYSQL_HOST, MYSQL_PORT
 U = UserEntityProvider
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
 def _engine(uri: str, redis_address: str, app_name: str | None = None) -> Engine:
     registry = Registry()
     registry.register_mysql(uri)

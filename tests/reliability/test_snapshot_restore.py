@@ -6,25 +6,11 @@ restart), so the entries of the snapshot are never read; ids never repeat either
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from fluxa_django import Context
 from tests.cache_helpers import RedisServer, build_engine, redis_value, users
 from tests.generated import UserEntityProvider
 
 U = UserEntityProvider
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def test_a_restored_snapshot_is_never_served(fluxa_ctx: Context, redis_server: RedisServer) -> None:
