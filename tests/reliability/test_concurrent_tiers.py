@@ -390,6 +390,7 @@ def test_processes_racing_on_hot_rows_leave_no_stale_tier(
         }
         lines.append(
             f"  local-tier invalidation latency (commit -> evicted in another process, "
+            f"negative: evicted before the commit by the flush's first message, "
             f"{len(latencies)} samples): p50 {statistics.median(latencies):.2f} ms, "
             f"p99 {percentile(latencies, 0.99):.2f} ms, max {max(latencies):.2f} ms"
         )
