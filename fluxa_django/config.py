@@ -63,6 +63,14 @@ def parse_mysql_uri(uri: str) -> MySQLURI:
     if not isinstance(uri, str) or not uri:
         raise ConfigError("mysql uri must be a non-empty string")
     socket: str | None = None
+    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
+    if scheme and scheme not in ("mysql", "mariadb"):
+        raise ConfigError(
+            f"mysql uri: {scheme}:// is not supported: fluxa_django works with MySQL/MariaDB "
+            "only (mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db)"
+        )
+    if scheme == "mariadb":
+        uri = "mysql" + uri[len("mariadb") :]
     if uri.startswith("mysql://"):
         parts = urllib.parse.urlsplit(uri)
         database = parts.path.lstrip("/")

@@ -53,7 +53,14 @@ class Engine:
         self.unavailable: Mapping[str, str] = MappingProxyType(dict(unavailable or {}))
 
     def __repr__(self) -> str:
-        return f"<Engine entities={sorted(self._by_name)} mysql={sorted(self._mysql)} redis={sorted(self._redis)}>"
+        pools = f"mysql={sorted(self._mysql)} redis={sorted(self._redis)}"
+        if self._local:
+            pools += f" local_cache={sorted(self._local)}"
+        if self._clickhouse:
+            pools += f" clickhouse={sorted(self._clickhouse)}"
+        if self._kafka:
+            pools += f" kafka={sorted(self._kafka)}"
+        return f"<Engine entities={sorted(self._by_name)} {pools}>"
 
     def probe(self) -> dict[str, str]:
         """Ask every pool's server now; ``{"<kind>:<code>": why}`` for those that fail.

@@ -190,6 +190,19 @@ def tables(db: str) -> set[str]:
     return {r[0] for r in get_engine().mysql().query("SHOW TABLES")} if db else set()
 
 
+def test_migrate_without_a_terminal_says_to_use_noinput(
+    mysql_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_terminal(_prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", no_terminal)
+    with override_settings(FLUXA=fluxa(mysql_db)):
+        with pytest.raises(CommandError, match="--noinput"):
+            call_command("fluxa_migrate", stdout=io.StringIO())
+        assert tables(mysql_db) == set(), "nothing applied"
+
+
 def test_migrate_plan_then_apply_then_nothing(mysql_db: str) -> None:
     with override_settings(FLUXA=fluxa(mysql_db)):
         out = run_migrate("--plan")

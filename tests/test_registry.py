@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -211,12 +212,40 @@ class NotAnEntity:
     id: uint64
 
 
-@pytest.mark.parametrize("bad", [NotAnEntity, Entity, "CategoryEntity", CategoryEntity()])
+@pytest.mark.parametrize("bad", [NotAnEntity, Entity, "CategoryEntity", 5])
 def test_register_entity_rejects_non_entities(bad: Any) -> None:
     registry = Registry()
     with pytest.raises(ConfigError, match="not an Entity subclass"):
         registry.register_entity(bad)
     assert registry.entities == []
+
+
+def test_a_definition_cannot_be_instantiated() -> None:
+    with pytest.raises(TypeError, match=r"CategoryEntityProvider\.new\(ctx\)"):
+        CategoryEntity()
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "postgres://u:p@h/db",
+            "postgres:// is not supported: fluxa_django works with MySQL/MariaDB",
+        ),
+        ("sqlite:///x.db", "sqlite:// is not supported"),
+    ],
+)
+def test_other_databases_are_named_as_unsupported(uri: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Registry().register_mysql(uri)
+    assert "p@" not in message
+
+
+def test_a_mariadb_uri_is_a_mysql_uri() -> None:
+    registry = Registry()
+    registry.register_mysql("mariadb://u:p@h:3307/db")
+    uri = registry.mysql_pools["default"].uri
+    assert (uri.host, uri.port, uri.database) == ("h", 3307, "db")
 
 
 # -- bad inputs name the pool --------------------------------------------------------------

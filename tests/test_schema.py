@@ -6,6 +6,7 @@ The DDL strings are the contract of shared/reference §2.1 adapted to MariaDB
 
 import datetime
 import enum
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -203,6 +204,11 @@ class Unsupported(Entity):
     payload: dict[str, int]
 
 
+class DecimalAnnotation(Entity):
+    id: uint64
+    price: Decimal
+
+
 class Union2(Entity):
     id: uint64
     value: int | str
@@ -390,7 +396,8 @@ class Unresolvable(Entity):
 @pytest.mark.parametrize(
     ("cls", "code", "fieldname", "match"),
     [
-        (Unsupported, "E010", "payload", "is not supported"),
+        (Unsupported, "E010", "payload", "is not supported: store JSON as `str`"),
+        (DecimalAnnotation, "E010", "price", "use `float` with field(decimal=(precision, scale))"),
         (Union2, "E010", "value", "only `X | None`"),
         (NoId, "E011", "id", "first field must be `id`"),
         (IdNotFirst, "E011", "id", "first field must be `id`"),

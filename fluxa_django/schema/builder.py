@@ -8,6 +8,7 @@ Every problem becomes a ``DefinitionError`` naming the entity and field.
 from __future__ import annotations
 
 import datetime
+import decimal
 import enum
 import inspect
 import re
@@ -306,7 +307,15 @@ class SchemaBuilder:
             if opts.set is not None:
                 return draft(FieldKind.SET, enum_values=opts.set)
             return draft(FieldKind.STR)
-        self._error("E010", cls, f"type {hint!r} is not supported", name)
+        hints = {
+            decimal.Decimal: "use `float` with field(decimal=(precision, scale))",
+            datetime.time: "store a time as `int` seconds or a `str`",
+            dict: "store JSON as `str` (field(length='max'))",
+            list: "use References[X] for ids, or a `str` holding JSON",
+        }
+        advice = hints.get(hint if isinstance(hint, type) else typing.get_origin(hint))
+        shown = f"type {hint!r} is not supported" + (f": {advice}" if advice else "")
+        self._error("E010", cls, shown, name)
         return None
 
     def _check_tags(self, cls: type[Entity], d: _Draft) -> bool:

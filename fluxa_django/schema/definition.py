@@ -23,6 +23,13 @@ class Entity:
     class Meta:
         pass
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        name = type(self).__name__
+        raise TypeError(
+            f"{name} is a definition (the schema), not a row: create entities with "
+            f"{name}Provider.new(ctx) from the generated package"
+        )
+
 
 class Reference(Generic[_E]):
     """Annotation marker: a column holding the id of one ``E`` (no foreign key)."""

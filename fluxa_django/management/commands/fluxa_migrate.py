@@ -66,7 +66,13 @@ class Command(BaseCommand):
         if not todo:
             return
         if options["interactive"]:
-            answer = input(f"Apply {len(todo)} change(s)? [y/N] ")
+            try:
+                answer = input(f"Apply {len(todo)} change(s)? [y/N] ")
+            except EOFError:
+                raise CommandError(
+                    f"{len(todo)} change(s) to apply, but there is no terminal to confirm them: "
+                    "run with --noinput to apply them without asking"
+                ) from None
             if answer.strip().lower() not in ("y", "yes"):
                 out.write("Nothing applied.")
                 return
