@@ -16,6 +16,7 @@ from fluxa_django import (
     Entity,
     Reference,
     References,
+    Registry,
     field,
     uint8,
     uint16,
@@ -529,3 +530,29 @@ def test_enum_values_with_quotes_are_escaped_in_ddl() -> None:
 
     s = build_schemas([Quoted])[Quoted]
     assert s.column("q").ddl.startswith("`q` enum('it''s','back\\\\slash')")
+
+
+class ManyProblems(Entity):
+    id: uint64
+    parent: "Reference[NotDefinedAnywhere]"  # type: ignore[name-defined]  # noqa: F821
+    name: str = field(length=0)
+    age: uint8 = 3
+
+    class Meta:
+        indexes = {"A": ["nope"], "B": ["nope2"]}
+        cache = True
+
+
+def test_one_definition_error_hides_no_other() -> None:
+    registry = Registry()
+    registry.register_mysql("mysql://root@127.0.0.1:3306/unused")
+    registry.register_entity(ManyProblems)
+    found = sorted((e.code, e.field) for e in registry.check())
+    assert found == [
+        ("E014", "name"),
+        ("E015", "age"),
+        ("E019", "parent"),
+        ("E021", ""),
+        ("E022", "nope"),
+        ("E022", "nope2"),
+    ]

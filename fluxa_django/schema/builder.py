@@ -12,7 +12,6 @@ import decimal
 import enum
 import inspect
 import re
-import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -106,6 +105,9 @@ class _Draft:
     target: type[Entity] | None = None
 
 
+_TEXT_TYPES = frozenset({"mediumtext", "text", "blob", "mediumblob", "longblob"})
+
+
 class SchemaBuilder:
     """Builds the schemas of a set of entity classes, collecting every error."""
 
@@ -113,6 +115,10 @@ class SchemaBuilder:
         self.entities = list(dict.fromkeys(entities))
         self.pools = pools or PoolCatalog()
         self.errors: list[DefinitionError] = []
+        # fields whose annotation cannot be resolved (E019), per entity
+        self._unresolved: dict[type[Entity], set[str]] = {}
+        # entities whose Meta had errors: checked on, not built
+        self._bad_meta: set[type[Entity]] = set()
 
     # -- public ---------------------------------------------------------------
 
@@ -124,7 +130,20 @@ class SchemaBuilder:
                 drafts[cls] = fields
         schemas: dict[type[Entity], EntitySchema] = {}
         for cls, fields in drafts.items():
+            unresolved = self._unresolved.get(cls)
+            before = len(self.errors)
             schema = self._build_entity(cls, fields, drafts)
+            if cls in self._bad_meta:
+                schema = None
+            if unresolved:
+                # Checked for its other errors, but not built; an index or option naming
+                # the unresolved field is not reported again as an unknown column.
+                self.errors[before:] = [
+                    e
+                    for e in self.errors[before:]
+                    if not any(f"'{name}'" in str(e) for name in unresolved)
+                ]
+                continue
             if schema is not None:
                 schemas[cls] = schema
         self._check_tables(schemas.values())
@@ -149,24 +168,36 @@ class SchemaBuilder:
                     names.append(name)
         try:
             hints = typing.get_type_hints(cls, include_extras=True)
-        except Exception as exc:  # NameError for an unknown forward reference
-            culprit = self._unresolvable_field(cls, names)
-            self._error("E019", cls, f"annotation cannot be resolved ({exc})", culprit)
-            return None
-        return {name: hints[name] for name in names if not name.startswith("_")}
+        except Exception:  # NameError for an unknown forward reference
+            hints = self._field_by_field(cls, names)
+        return {name: hints[name] for name in names if not name.startswith("_") and name in hints}
 
-    @staticmethod
-    def _unresolvable_field(cls: type, names: list[str]) -> str:
-        module = sys.modules.get(cls.__module__)
-        globalns = dict(vars(module)) if module else {}
-        for klass in cls.__mro__:
-            for name, ann in inspect.get_annotations(klass).items():
-                if name in names and isinstance(ann, str):
-                    try:
-                        eval(ann, globalns, dict(vars(klass)))  # noqa: S307 - definition code
-                    except Exception:
-                        return str(name)
-        return ""
+    def _field_by_field(self, cls: type[Entity], names: list[str]) -> dict[str, Any]:
+        """Resolve each annotation on its own: one that cannot be resolved is reported
+        (E019) and leaves the others to be checked, so it hides no other error."""
+        hints: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is Entity or not (isinstance(klass, type) and issubclass(klass, Entity)):
+                continue
+            namespace = {k: v for k, v in vars(klass).items() if not k.startswith("__")}
+            for name, annotation in inspect.get_annotations(klass).items():
+                if name in hints or name not in names:
+                    continue
+                probe = type(
+                    klass.__name__,
+                    (),
+                    {
+                        **namespace,
+                        "__annotations__": {name: annotation},
+                        "__module__": klass.__module__,
+                    },
+                )
+                try:
+                    hints[name] = typing.get_type_hints(probe, include_extras=True)[name]
+                except Exception as exc:
+                    self._error("E019", cls, f"annotation cannot be resolved ({exc})", name)
+                    self._unresolved.setdefault(cls, set()).add(name)
+        return hints
 
     def _options(self, cls: type[Entity], name: str) -> FieldOptions:
         value = getattr(cls, name, None)
@@ -379,10 +410,10 @@ class SchemaBuilder:
             # Inherit Meta from an abstract base definition, if any.
             meta = getattr(cls, "Meta", None)
         values = {k: v for k, v in vars(meta).items() if not k.startswith("_")} if meta else {}
-        unknown = sorted(set(values) - META_OPTIONS)
-        if unknown:
-            self._error("E021", cls, f"unknown Meta option {unknown[0]!r}")
-            return None
+        for option in sorted(set(values) - META_OPTIONS):
+            self._error("E021", cls, f"unknown Meta option {option!r}")
+            self._bad_meta.add(cls)
+            del values[option]
         checks: dict[str, tuple[type, ...]] = {
             "table": (str,),
             "mysql": (str,),
@@ -394,10 +425,11 @@ class SchemaBuilder:
             "cached_unique_indexes": (dict,),
             "indexes": (dict,),
         }
-        for key, value in values.items():
+        for key, value in list(values.items()):
             if not isinstance(value, checks[key]):
                 self._error("E021", cls, f"Meta.{key} has the wrong type {type(value).__name__}")
-                return None
+                self._bad_meta.add(cls)
+                del values[key]
         return values
 
     def _build_entity(
@@ -536,6 +568,33 @@ class SchemaBuilder:
             kw["reference"] = d.target.__name__
         return ColumnSchema(name=d.name, kind=kind, definition=ctype, position=position, **kw)
 
+    @staticmethod
+    def _index_problem(
+        cls: type[Entity],
+        name: Any,
+        cols: Any,
+        columns: Mapping[str, ColumnSchema],
+        found: list[IndexSchema],
+    ) -> tuple[str, str, str] | None:
+        """``(code, message, field)`` of the first problem of one index, or ``None``."""
+        if not isinstance(name, str) or not IDENTIFIER.match(name) or name.upper() == "PRIMARY":
+            return "E020", f"index name {name!r} is not a valid identifier", ""
+        if name == FAKE_DELETE_INDEX and FAKE_DELETE_FIELD in columns:
+            return "E020", f"index name {name!r} is reserved for soft delete", ""
+        if any(i.name == name for i in found):
+            return "E023", f"index name {name!r} is defined twice", ""
+        if isinstance(cols, str) or not isinstance(cols, list | tuple) or not cols:
+            return "E022", f"index {name!r} must list its columns", ""
+        for col in cols:
+            column = columns.get(col) if isinstance(col, str) else None
+            if column is None:
+                return "E022", f"index {name!r} names unknown column {col!r}", str(col)
+            if column.definition.sql_type in _TEXT_TYPES:
+                return "E026", f"index {name!r} cannot cover a text/blob column", col
+        if len(set(cols)) != len(cols):
+            return "E023", f"index {name!r} lists a column twice", ""
+        return None
+
     def _indexes(
         self, cls: type[Entity], meta: Mapping[str, Any], columns: Mapping[str, ColumnSchema]
     ) -> tuple[IndexSchema, ...] | None:
@@ -543,53 +602,25 @@ class SchemaBuilder:
         plain: dict[str, Any] = meta.get("indexes", {})
         cached: dict[str, Any] = meta.get("cached_unique_indexes", {})
         found: list[IndexSchema] = []
+        bad = False  # every index is checked: one bad index hides no other error
         for is_unique, spec in ((True, unique), (False, plain)):
             for name, cols in spec.items():
-                if (
-                    not isinstance(name, str)
-                    or not IDENTIFIER.match(name)
-                    or name.upper() == "PRIMARY"
-                ):
-                    self._error("E020", cls, f"index name {name!r} is not a valid identifier")
-                    return None
-                if name == FAKE_DELETE_INDEX and FAKE_DELETE_FIELD in columns:
-                    self._error("E020", cls, f"index name {name!r} is reserved for soft delete")
-                    return None
-                if any(i.name == name for i in found):
-                    self._error("E023", cls, f"index name {name!r} is defined twice")
-                    return None
-                if isinstance(cols, str) or not isinstance(cols, list | tuple) or not cols:
-                    self._error("E022", cls, f"index {name!r} must list its columns")
-                    return None
-                for col in cols:
-                    column = columns.get(col) if isinstance(col, str) else None
-                    if column is None:
-                        self._error(
-                            "E022", cls, f"index {name!r} names unknown column {col!r}", str(col)
-                        )
-                        return None
-                    if column.definition.sql_type in {
-                        "mediumtext",
-                        "text",
-                        "blob",
-                        "mediumblob",
-                        "longblob",
-                    }:
-                        self._error(
-                            "E026", cls, f"index {name!r} cannot cover a text/blob column", col
-                        )
-                        return None
-                if len(set(cols)) != len(cols):
-                    self._error("E023", cls, f"index {name!r} lists a column twice")
-                    return None
+                problem = self._index_problem(cls, name, cols, columns, found)
+                if problem is not None:
+                    code, message, fname = problem
+                    self._error(code, cls, message, fname)
+                    bad = True
+                    continue
                 cols_t = tuple(cols)
-                for other in found:
+                found.append(IndexSchema(name, cols_t, is_unique, cached=name in cached))
+                for other in found[:-1]:
                     if other.columns == cols_t and other.unique == is_unique:
                         self._error(
                             "E023", cls, f"indexes {other.name!r} and {name!r} are the same"
                         )
-                        return None
-                found.append(IndexSchema(name, cols_t, is_unique, cached=name in cached))
+                        bad = True
+        if bad:
+            return None
         for name, cols in cached.items():
             if name not in unique:
                 self._error(
