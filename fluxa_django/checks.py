@@ -50,3 +50,44 @@ def check_fluxa_pools(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         )
         for label, why in sorted(engine.probe().items())
     ]
+
+
+@register("fluxa_codegen")
+def check_generated_code(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The generated package matches the definitions (rendered in memory, no I/O but files).
+
+    Tagged ``fluxa_codegen``: ``manage.py check`` runs it; ``fluxa_migrate`` does not,
+    so a schema can be migrated before the code is generated again.
+    """
+    from fluxa_django.codegen import generate
+    from fluxa_django.conf import fluxa_settings, generated_package_dir, registry_from_settings
+
+    try:
+        conf = fluxa_settings()
+        if not conf.get("ENTITIES"):
+            return [
+                Error(
+                    "settings.FLUXA['ENTITIES'] lists no entity module",
+                    hint="List the modules that define your entities, e.g. ['shop.entities'].",
+                    id="fluxa.E005",
+                )
+            ]
+        dotted = conf.get("GENERATED_PACKAGE")
+        if not isinstance(dotted, str) or not dotted:
+            return []
+        registry = registry_from_settings()
+        if registry.check():
+            return []  # reported by check_fluxa; nothing can be generated yet
+        stale = generate(registry, generated_package_dir(dotted), check=True)
+    except (FluxaError, ImportError):
+        return []  # reported by check_fluxa
+    if not stale:
+        return []
+    return [
+        Error(
+            f"the generated code in {dotted} does not match the entity definitions "
+            f"({', '.join(stale)})",
+            hint="Run `manage.py fluxa_generate`.",
+            id="fluxa.E004",
+        )
+    ]

@@ -7,10 +7,12 @@ Building the registry does no network I/O (system checks rely on that);
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from fluxa_django.config import config_from_yaml
@@ -37,6 +39,19 @@ def fluxa_settings() -> Mapping[str, Any]:
     if unknown:
         raise ConfigError(f"settings.FLUXA has an unknown key {unknown[0]!r}")
     return value
+
+
+def generated_package_dir(dotted: str) -> Path:
+    """The folder of ``GENERATED_PACKAGE`` (inside its parent package; may not exist yet)."""
+    parent, _, leaf = dotted.rpartition(".")
+    if not parent:
+        return Path.cwd() / leaf
+    spec = importlib.util.find_spec(parent)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"GENERATED_PACKAGE {dotted!r}: parent package {parent!r} cannot be found"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / leaf
 
 
 def entity_classes(modules: Any) -> list[type[Entity]]:

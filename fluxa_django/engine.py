@@ -97,6 +97,10 @@ class Engine:
     def option(self, key: str, default: Any = None) -> Any:
         return self._options.get(key, default)
 
+    def registered(self, name: str) -> EntitySchema | None:
+        """The schema of the entity called ``name``, or ``None`` when it is not registered."""
+        return self._by_name.get(name)
+
     def schema(self, entity: type[Entity] | str) -> EntitySchema:
         found = self._by_name.get(entity) if isinstance(entity, str) else self.schemas.get(entity)
         if found is None:

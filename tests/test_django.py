@@ -14,7 +14,16 @@ from django.core.management.base import CommandError, SystemCheckError
 from django.db import connections
 from django.test import override_settings
 
-from fluxa_django import Engine, PoolError, Registry, get_engine
+from fluxa_django import (
+    ConfigError,
+    Engine,
+    Entity,
+    PoolError,
+    Registry,
+    field,
+    get_engine,
+    uint16,
+)
 from fluxa_django.checks import check_fluxa
 from fluxa_django.conf import registry_from_settings, reset_engine
 from tests.services import REDIS_ADDRESS, mysql_uri
@@ -254,3 +263,51 @@ def test_migrate_reports_pool_errors_as_command_errors() -> None:
         pytest.raises(CommandError, match="mysql pool 'default'"),
     ):
         run_migrate()
+
+
+# -- stale generated code -----------------------------------------------------------------
+
+
+def test_check_reports_generated_code_that_does_not_match_the_definitions() -> None:
+    from fluxa_django.checks import check_generated_code
+
+    assert check_generated_code() == [], "the project's generated code is current"
+    stale = {"ENTITIES": ["tests.migrate_entities"], "GENERATED_PACKAGE": "tests.generated"}
+    with override_settings(FLUXA={**fluxa(), **stale}):
+        (message,) = check_generated_code()
+        assert message.id == "fluxa.E004" and "fluxa_generate" in (message.hint or "")
+    with override_settings(FLUXA={**fluxa(), "ENTITIES": []}):
+        assert [m.id for m in check_generated_code()] == ["fluxa.E005"]
+
+
+def test_generate_with_no_entity_removes_nothing(tmp_path: Any) -> None:
+    from fluxa_django import generate
+    from fluxa_django.codegen.generator import HEADER
+
+    kept = tmp_path / "old_entity.py"
+    kept.write_text(HEADER + "\n")
+    with pytest.raises(ConfigError, match="nothing was generated and no generated module"):
+        generate(Registry(), tmp_path)
+    assert kept.exists()
+
+
+def test_a_stale_provider_names_the_fix_instead_of_a_sql_error(mysql_db: str) -> None:
+    from tests.generated import CategoryEntityProvider
+
+    class CategoryEntity(Entity):  # the definition changed: a column the code lacks
+        id: uint16
+        name: str = field(required=True)
+        released: str
+
+        class Meta:
+            unique_indexes = {"Name": ["name"]}
+
+    registry = Registry()
+    registry.register_mysql(mysql_uri(mysql_db))
+    registry.register_entity(CategoryEntity)
+    engine = registry.validate()
+    try:
+        with pytest.raises(ConfigError, match=r"CategoryEntity: the generated code does not match"):
+            CategoryEntityProvider.get_by_id(engine.new_context(), 1)
+    finally:
+        engine.close()

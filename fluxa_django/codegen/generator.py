@@ -34,6 +34,7 @@ from fluxa_django.codegen.layout import (
     tuple_,
 )
 from fluxa_django.codegen.naming import snake
+from fluxa_django.errors import ConfigError
 from fluxa_django.schema import EntitySchema, FieldKind, IndexSchema
 from fluxa_django.schema.model import quote_name
 
@@ -71,6 +72,11 @@ def generate(
     Generated files no longer needed (they carry the header) are removed.
     """
     target = Path(package_dir)
+    if not _schemas(source):
+        raise ConfigError(
+            "no entity is defined (FLUXA['ENTITIES'] is empty, or its modules define none): "
+            "nothing was generated and no generated module was removed"
+        )
     files = render_package(source)
     changed: list[str] = []
     for name, text in sorted(files.items()):
@@ -227,6 +233,7 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "mysql_pool": py_str(schema.mysql_pool),
         "redis_pool": py_str(schema.redis_cache or "default"),
         "kind": py_str(name),
+        "schema_stamp": py_str(schema.stamp()),
         "id_max": str(id_width.max),
         "select_sql": py_str(f"SELECT {cols} FROM {table}"),
         "count_sql": py_str(f"SELECT COUNT(*) FROM {table}"),

@@ -38,6 +38,7 @@ class ProviderBase(Generic[E]):
     mysql_pool: ClassVar[str]
     redis_pool: ClassVar[str]  # Redis pool of the cache tiers (Meta.redis_cache)
     kind: ClassVar[str]  # context-cache key of the entity type (the entity's name)
+    schema_stamp: ClassVar[str] = ""  # EntitySchema.stamp() of the definition generated from
     id_max: ClassVar[int]
     select_sql: ClassVar[str]  # SELECT <all columns> FROM `t`
     count_sql: ClassVar[str]  # SELECT COUNT(*) FROM `t`

@@ -39,6 +39,13 @@ class Binding:
 
     def __init__(self, state: EngineState, provider: ProviderBase[Any]) -> None:
         engine = state.engine
+        schema = engine.registered(provider.entity_name)
+        if schema is not None and provider.schema_stamp and schema.stamp() != provider.schema_stamp:
+            raise ConfigError(
+                f"{provider.entity_name}: the generated code does not match the entity's "
+                "definition (it changed after the code was generated): run "
+                "`manage.py fluxa_generate` (or fluxa_django.generate())"
+            )
         self._state = state
         self.entity = provider.entity_name
         self.table = provider.table

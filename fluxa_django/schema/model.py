@@ -7,6 +7,7 @@ are the exact column definitions ``fluxa_migrate`` writes and compares.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -155,6 +156,22 @@ class EntitySchema:
             if col.name == name:
                 return col
         raise KeyError(f"entity {self.name} has no field {name!r}")
+
+    def stamp(self) -> str:
+        """12 hex digits identifying what generated code depends on: table, pools, each
+        column's name, kind, SQL type and value rules (not its character set or
+        collation, which are pool options) and the indexes. Generated providers carry
+        it (``schema_stamp``)."""
+        parts = [self.table, self.mysql_pool, str(self.redis_cache), str(self.local_cache)]
+        for c in self.columns:
+            enum_class = c.enum_class.__qualname__ if c.enum_class else ""
+            parts.append(
+                f"{c.name}:{c.kind.name}:{c.definition.sql_type}:{c.nullable}:{c.int_width}:"
+                f"{c.length}:{c.enum_values}:{enum_class}:{c.decimal}:{c.precision}:"
+                f"{c.unsigned}:{c.reference}:{c.searchable}:{c.sortable}"
+            )
+        parts += [f"{i.name}:{','.join(i.columns)}:{i.unique}:{i.cached}" for i in self.indexes]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
     def create_table_sql(self) -> str:
         lines = [f"  {c.ddl}," for c in self.columns]

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fluxa_django.codegen import generate
-from fluxa_django.errors import FluxaError
-
-
-def package_dir(dotted: str) -> Path:
-    """The folder of ``GENERATED_PACKAGE`` (created inside its parent package if missing)."""
-    parent, _, leaf = dotted.rpartition(".")
-    if not parent:
-        return Path.cwd() / leaf
-    spec = importlib.util.find_spec(parent)
-    if spec is None or not spec.submodule_search_locations:
-        raise CommandError(
-            f"GENERATED_PACKAGE {dotted!r}: parent package {parent!r} cannot be found"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / leaf
+from fluxa_django.errors import ConfigError, FluxaError
 
 
 class Command(BaseCommand):
@@ -37,7 +22,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from fluxa_django.conf import fluxa_settings, registry_from_settings
+        from fluxa_django.conf import (
+            fluxa_settings,
+            generated_package_dir,
+            registry_from_settings,
+        )
 
         try:
             dotted = fluxa_settings().get("GENERATED_PACKAGE")
@@ -45,7 +34,10 @@ class Command(BaseCommand):
                 raise CommandError(
                     "settings.FLUXA['GENERATED_PACKAGE'] must name the package to write"
                 )
-            target = package_dir(dotted)
+            try:
+                target = generated_package_dir(dotted)
+            except ConfigError as exc:
+                raise CommandError(str(exc)) from None
             changed = generate(registry_from_settings(), target, check=options["check"])
         except FluxaError as exc:
             raise CommandError(str(exc)) from None

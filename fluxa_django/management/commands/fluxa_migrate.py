@@ -11,6 +11,9 @@ from fluxa_django.migrate import Alter, apply_alters, plan_mysql
 
 
 class Command(BaseCommand):
+    # The definitions must be valid; the generated code may lag behind (it is
+    # generated again after migrating): the `fluxa_codegen` check is not run here.
+    requires_system_checks = ["fluxa"]
     help = "Show the MySQL schema changes the entity definitions need, and apply them."
 
     def add_arguments(self, parser: CommandParser) -> None:
