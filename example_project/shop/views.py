@@ -10,13 +10,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from fluxa_django import Context, Pager, Query
+from fluxa_django import Pager, Query
+from fluxa_django.middleware import FluxaHttpRequest
 from shop.fluxa import CategoryEntityProvider, ProductEntity, ProductEntityProvider, Status, Tag
-
-
-def _ctx(request: HttpRequest) -> Context:
-    ctx: Context = request.fluxa  # type: ignore[attr-defined]
-    return ctx
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -39,16 +35,16 @@ def _product(p: ProductEntity) -> dict[str, Any]:
 
 @csrf_exempt
 @require_http_methods(["POST"])
-def create_category(request: HttpRequest) -> JsonResponse:
-    category = CategoryEntityProvider.new(_ctx(request))
+def create_category(request: FluxaHttpRequest) -> JsonResponse:
+    category = CategoryEntityProvider.new(request.fluxa)
     category.name = _body(request)["name"]
     return JsonResponse({"id": category.id, "name": category.name}, status=201)
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
-def products(request: HttpRequest) -> JsonResponse:
-    ctx = _ctx(request)
+def products(request: FluxaHttpRequest) -> JsonResponse:
+    ctx = request.fluxa
     if request.method == "POST":
         data = _body(request)
         try:
@@ -74,8 +70,8 @@ def products(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "PATCH", "DELETE"])
-def product(request: HttpRequest, product_id: int) -> JsonResponse:
-    ctx = _ctx(request)
+def product(request: FluxaHttpRequest, product_id: int) -> JsonResponse:
+    ctx = request.fluxa
     found = ProductEntityProvider.get_by_id(ctx, product_id)
     if found is None or (found.fake_delete and request.method != "GET"):
         return JsonResponse({"error": f"product {product_id} not found"}, status=404)

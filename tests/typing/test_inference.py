@@ -19,9 +19,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 SNIPPET = """\
+from django.http import HttpRequest, JsonResponse
+
 from fluxa_django import Context, Pager, Query, Where
+from fluxa_django.middleware import FluxaHttpRequest
 from tests.generated import (
     CategoryEntity,
+    CategoryEntityProvider,
     EveryTypeEntity,
     EveryTypeEntityProvider,
     ProductEntity,
@@ -97,6 +101,17 @@ def bad_queries(ctx: Context) -> None:
     ProductEntityProvider.get_by_unique_index_name(ctx, 5)  # E: arg-type
     ProductEntityProvider.get_by_index_category_status(ctx, 1, "draft")  # E: arg-type
     ProductEntityProvider.search_many(ctx, Where("1"))  # E: arg-type
+
+
+def typed_view(request: FluxaHttpRequest) -> JsonResponse:
+    reveal_type(request.fluxa)  # R: fluxa_django.runtime.context.Context
+    category = CategoryEntityProvider.get_by_id(request.fluxa, 1)
+    return JsonResponse({"name": category.name if category else None})
+
+
+def untyped_view(request: HttpRequest) -> JsonResponse:
+    request.fluxa  # E: attr-defined
+    return JsonResponse({})
 """
 
 LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): (?P<kind>error|note): (?P<message>.*)$")
