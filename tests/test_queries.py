@@ -815,3 +815,33 @@ def test_query_clone_is_independent() -> None:
     assert base.page is None and len(base.conditions) == 1
     assert page2.page is not None and page2.page.offset == 10 and len(page2.conditions) == 2
     assert base.order_clause() == page2.order_clause() == " ORDER BY `name` ASC"
+
+
+# -- conditions belong to their entity, values to their column ----------------------------
+
+
+def test_a_condition_of_another_entity_is_refused_naming_both(fluxa_ctx: Context) -> None:
+    from tests.generated import ProductEntityProvider, UserEntityProvider
+
+    other = Query().filter(ProductEntityProvider.fields.name.eq("Dune"))
+    for read in (
+        lambda: UserEntityProvider.search_many(fluxa_ctx, other),
+        lambda: UserEntityProvider.count(fluxa_ctx, other),
+        lambda: UserEntityProvider.search_one(fluxa_ctx, other),
+    ):
+        with pytest.raises(TypeError, match=r"UserEntityProvider: a condition on ProductEntity"):
+            read()
+
+
+def test_values_are_checked_against_the_column_type() -> None:
+    from tests.generated import ProductEntityProvider, Status, UserEntityProvider
+
+    with pytest.raises(TypeError, match=r"UserEntity\.age: expected int, got str"):
+        UserEntityProvider.fields.age.eq("abc")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"UserEntity\.age: expected an int, got bool"):
+        UserEntityProvider.fields.age.gt(True)
+    with pytest.raises(TypeError, match=r"ProductEntity\.status: expected a Status"):
+        ProductEntityProvider.fields.status.eq("nope")  # type: ignore[arg-type]
+    assert ProductEntityProvider.fields.status.eq("active").params == ("active",)  # type: ignore[arg-type]
+    assert ProductEntityProvider.fields.status.eq(Status.ACTIVE).params == ("active",)
+    assert ProductEntityProvider.fields.price.lt(5).params == (5,)

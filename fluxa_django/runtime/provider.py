@@ -195,7 +195,18 @@ class ProviderBase(Generic[E]):
 
     # -- searching ----------------------------------------------------------------------
 
+    def _own(self, query: Query) -> None:
+        """Refuse conditions made from another entity's ``fields`` (they would test a column
+        of this table that happens to have the same name, or fail in MySQL)."""
+        for condition in query._conditions:
+            if condition.entity and condition.entity != self.entity_name:
+                raise TypeError(
+                    f"{self.entity_name}Provider: a condition on {condition.entity} cannot "
+                    f"filter {self.entity_name} (use {self.entity_name}Provider.fields)"
+                )
+
     def _rows(self, ctx: Context, head: str, query: Query) -> list[Any]:
+        self._own(query)
         clause, args = query.where_clause(self.fake_delete_sql)
         page = query.page
         sql = head + clause + query.order_clause() + (page.limit_sql() if page else "")
@@ -219,7 +230,9 @@ class ProviderBase(Generic[E]):
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
     def count(self, ctx: Context, query: Query | None = None) -> int:
-        clause, args = (query or Query()).where_clause(self.fake_delete_sql)
+        query = query or Query()
+        self._own(query)
+        clause, args = query.where_clause(self.fake_delete_sql)
         rows = self._binding(ctx).rows.query(ctx, self.count_sql + clause, args, "count")
         return int(rows[0][0])
 
@@ -234,6 +247,7 @@ class ProviderBase(Generic[E]):
         """The first match; an exact match of a cached unique index is answered from Redis."""
         if isinstance(query, Where):
             query = Query().filter_where(query)
+        self._own(query)
         if self.cached_uniques and query.where is None:
             match = self._unique_match(query.conditions)
             if match is not None:

@@ -10,6 +10,7 @@ import datetime
 import enum
 import math
 import operator
+import typing
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -131,22 +132,28 @@ def _page_number(name: str, value: Any) -> int:
 class Condition:
     """One typed condition on one column, produced by a column reference."""
 
-    __slots__ = ("column", "eq_value", "params", "sql")
+    __slots__ = ("column", "entity", "eq_value", "params", "sql")
 
     def __init__(
-        self, sql: str, params: tuple[Any, ...], column: str = "", eq_value: Any = None
+        self,
+        sql: str,
+        params: tuple[Any, ...],
+        column: str = "",
+        eq_value: Any = None,
+        entity: str = "",
     ) -> None:
         self.sql = sql
         self.params = params
         self.column = column  # set only for equality (cached unique index detection)
         self.eq_value = eq_value
+        self.entity = entity  # the entity whose column it tests ("" when not known)
 
     def __repr__(self) -> str:
         return f"Condition({self.sql!r})"
 
     def not_(self) -> Condition:
         """``NOT (<condition>)``."""
-        return Condition(f"NOT ({self.sql})", self.params)
+        return Condition(f"NOT ({self.sql})", self.params, entity=self.entity)
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what MySQL integer columns hold
@@ -229,19 +236,26 @@ class Column(Generic[T]):
     ``TypeError``/``ValueError`` naming the entity and field, before any SQL.
     """
 
-    __slots__ = ("name", "quoted", "where")
+    __slots__ = ("__orig_class__", "entity", "name", "quoted", "where")
 
     def __init__(self, name: str, entity: str = "") -> None:
         self.name = name
         self.quoted = quote_name(name)
+        self.entity = entity
         self.where = f"{entity}.{name}" if entity else name
 
     def __set_name__(self, owner: type, attribute: str) -> None:
         # Generated code puts the columns of ``XEntity`` on ``_XEntityFields``:
-        # errors then name ``XEntity.field``.
+        # errors then name ``XEntity.field``, and providers refuse its conditions.
         entity = owner.__name__.removeprefix("_").removesuffix("Fields")
-        if entity and self.where == self.name:
+        if entity and not self.entity:
+            self.entity = entity
             self.where = f"{entity}.{self.name}"
+
+    def _condition(self, sql: str, params: tuple[Any, ...], eq: bool = False) -> Condition:
+        if eq:
+            return Condition(sql, params, self.name, params[0], self.entity)
+        return Condition(sql, params, entity=self.entity)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -251,14 +265,14 @@ class Column(Generic[T]):
             raise TypeError(
                 f"{self.where}: expected one value, got a {type(value).__name__} (use in_())"
             )
+        _check_kind(self, value)
         return check_param(value, self.where)
 
     def _cmp(self, op: str, value: T) -> Condition:
-        return Condition(f"{self.quoted} {op} ?", (self._value(value),))
+        return self._condition(f"{self.quoted} {op} ?", (self._value(value),))
 
     def eq(self, value: T) -> Condition:
-        v = self._value(value)
-        return Condition(f"{self.quoted} = ?", (v,), self.name, v)
+        return self._condition(f"{self.quoted} = ?", (self._value(value),), eq=True)
 
     def is_(self, value: T) -> Condition:
         """Same as ``eq`` (the seeds' name for strings, enums and bools)."""
@@ -271,8 +285,8 @@ class Column(Generic[T]):
             )
         items = [self._value(v) for v in values]
         if not items:
-            return Condition("1 = 0", ())
-        return Condition(f"{self.quoted} IN ({','.join('?' * len(items))})", tuple(items))
+            return self._condition("1 = 0", ())
+        return self._condition(f"{self.quoted} IN ({','.join('?' * len(items))})", tuple(items))
 
     def gt(self, value: T) -> Condition:
         return self._cmp(">", value)
@@ -293,10 +307,10 @@ class NullableColumn(Column[T]):
     __slots__ = ()
 
     def is_null(self) -> Condition:
-        return Condition(f"{self.quoted} IS NULL", ())
+        return self._condition(f"{self.quoted} IS NULL", ())
 
     def is_not_null(self) -> Condition:
-        return Condition(f"{self.quoted} IS NOT NULL", ())
+        return self._condition(f"{self.quoted} IS NOT NULL", ())
 
 
 class StrColumn(Column[str]):
@@ -318,7 +332,43 @@ class NullableStrColumn(NullableColumn[str]):
 def _like(column: Column[Any], pattern: Any) -> Condition:
     if not isinstance(pattern, str):
         raise TypeError(f"{column.where}: like() takes a str pattern, got {type(pattern).__name__}")
-    return Condition(f"{column.quoted} LIKE ?", (check_param(pattern, column.where),))
+    return column._condition(f"{column.quoted} LIKE ?", (check_param(pattern, column.where),))
+
+
+_ACCEPTED: dict[Any, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float, Decimal),
+    str: (str,),
+    bool: (bool, int),
+    bytes: (bytes, bytearray, memoryview),
+    datetime.datetime: (datetime.datetime,),
+    datetime.date: (datetime.date,),
+}
+
+
+def _check_kind(column: Column[Any], value: Any) -> None:
+    """``value`` fits the column's Python type (``Column[int]``: an int, not ``"abc"``)."""
+    if value is None:
+        return
+    alias = getattr(column, "__orig_class__", None)
+    args = typing.get_args(alias) if alias is not None else ()
+    if len(args) == 1:
+        kind = args[0]
+    elif isinstance(column, StrColumn | NullableStrColumn):
+        kind = str
+    else:
+        return
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        if isinstance(value, kind) or (isinstance(value, str) and value in {m.value for m in kind}):
+            return
+        raise TypeError(f"{column.where}: expected a {kind.__name__}, got {value!r}")
+    accepted = _ACCEPTED.get(kind)
+    if accepted is None:
+        return
+    if kind is int and isinstance(value, bool):
+        raise TypeError(f"{column.where}: expected an int, got bool")
+    if not isinstance(value, accepted):
+        raise TypeError(f"{column.where}: expected {kind.__name__}, got {type(value).__name__}")
 
 
 Sortable = (
