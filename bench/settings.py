@@ -1,8 +1,8 @@
 """Service addresses and the in-process Django configuration of the benchmarks.
 
 The benchmarks own one MySQL database, ``fluxa_bench`` (created and dropped by
-the run), and Redis database 15. Addresses can be overridden with the same
-environment variables the test suite uses.
+the run; ``FLUXA_BENCH_DATABASE``), and Redis database 15 (``FLUXA_BENCH_REDIS_DB``).
+Addresses can be overridden with the same environment variables the test suite uses.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ MYSQL_HOST = os.environ.get("FLUXA_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("FLUXA_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = "root"
 MYSQL_PASSWORD = ""
-DATABASE = "fluxa_bench"
+DATABASE = os.environ.get("FLUXA_BENCH_DATABASE", "fluxa_bench")
 REDIS_ADDRESS = os.environ.get("FLUXA_TEST_REDIS", "127.0.0.1:6380")
-REDIS_DB = 15
+REDIS_DB = int(os.environ.get("FLUXA_BENCH_REDIS_DB", "15"))
 LOCAL_CACHE_LIMIT = 100_000  # keys of the local cache pool (an LRU; more than the bench holds)
 
 MYSQL_URI = f"{MYSQL_USER}:{MYSQL_PASSWORD}@tcp({MYSQL_HOST}:{MYSQL_PORT})/{DATABASE}"

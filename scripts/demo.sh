@@ -9,19 +9,24 @@ cd example_project
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Recreate the example database (fluxa_shop)"
+export FLUXA_EXAMPLE_MYSQL=${FLUXA_EXAMPLE_MYSQL:-root:@tcp(127.0.0.1:3306)/fluxa_shop}
+step "Recreate the example database ($FLUXA_EXAMPLE_MYSQL)"
 "$PY" - <<'PY'
+import os
+
 import MySQLdb
-conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+
+from fluxa_django.config import parse_mysql_uri
+
+uri = parse_mysql_uri(os.environ["FLUXA_EXAMPLE_MYSQL"])
+kwargs = uri.connect_kwargs(with_database=False)
+conn = MySQLdb.connect(**kwargs)
 cur = conn.cursor()
-cur.execute("DROP DATABASE IF EXISTS fluxa_shop")
-cur.execute("CREATE DATABASE fluxa_shop CHARACTER SET utf8mb4")
-print("database fluxa_shop ready")
-import redis
-stale = redis.Redis(host="127.0.0.1", port=6380, db=0)
-keys = list(stale.scan_iter("fluxa:id:fluxa_shop:*"))
-if keys:
-    stale.delete(*keys)  # id counters of the old database: ids start at 1 again
+cur.execute(f"DROP DATABASE IF EXISTS `{uri.database}`")
+cur.execute(f"CREATE DATABASE `{uri.database}` CHARACTER SET utf8mb4")
+# A new database has a new identity: cached rows of the old one are never read again
+# (their Redis keys are in another namespace and expire), and ids start at 1.
+print(f"database {uri.database} ready")
 PY
 
 step "System checks (entity definitions, no network)"
@@ -52,8 +57,14 @@ step "Drive it with real HTTP requests"
 
 step "What MySQL holds now"
 "$PY" - <<'PY'
+import os
+
 import MySQLdb
-conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db="fluxa_shop")
+
+from fluxa_django.config import parse_mysql_uri
+
+uri = parse_mysql_uri(os.environ["FLUXA_EXAMPLE_MYSQL"])
+conn = MySQLdb.connect(**uri.connect_kwargs())
 cur = conn.cursor()
 cur.execute("SELECT id, name, price, status, tags, fake_delete FROM ProductEntity ORDER BY id")
 for row in cur.fetchall():

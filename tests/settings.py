@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, REDIS_TEST_DB
+
+# Two checkouts on one machine: give each its own database (and FLUXA_TEST_REDIS_DB).
+DATABASE = os.environ.get("FLUXA_TEST_DATABASE", "fluxa_django_tests")
 
 SECRET_KEY = "fluxa-tests-not-secret"
 DEBUG = False
@@ -13,12 +18,12 @@ INSTALLED_APPS = ["fluxa_django"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.mysql",
-        "NAME": "fluxa_django_tests",
+        "NAME": DATABASE,
         "USER": "root",
         "PASSWORD": "",
         "HOST": MYSQL_HOST,
         "PORT": str(MYSQL_PORT),
-        "TEST": {"NAME": "test_fluxa_django_tests", "CHARSET": "utf8mb4"},
+        "TEST": {"NAME": f"test_{DATABASE}", "CHARSET": "utf8mb4"},
     }
 }
 FLUXA = {

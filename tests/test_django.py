@@ -27,6 +27,7 @@ from fluxa_django import (
 from fluxa_django.checks import check_fluxa
 from fluxa_django.conf import registry_from_settings, reset_engine
 from tests.services import REDIS_ADDRESS, mysql_uri
+from tests.settings import DATABASE
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +139,7 @@ def test_get_engine_uses_the_django_database_alias_and_is_built_once() -> None:
     registry = registry_from_settings()
     uri = registry.mysql_pools["default"].uri
     assert uri.database == connections["default"].settings_dict["NAME"]
-    assert uri.database.startswith("test_fluxa_django_tests")
+    assert uri.database == f"test_{DATABASE}"
     engine = get_engine()
     assert isinstance(engine, Engine)
     assert get_engine() is engine

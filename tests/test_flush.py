@@ -437,11 +437,11 @@ def test_each_engine_allocates_ids_from_its_own_database(fluxa_ctx: Context, mys
     from fluxa_django import Registry
     from fluxa_django.conf import entity_classes
     from fluxa_django.migrate import apply_alters, plan_mysql
-    from tests.services import REDIS_ADDRESS, mysql_uri
+    from tests.services import REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
     registry = Registry()
     registry.register_mysql(mysql_uri(mysql_db))
-    registry.register_redis(REDIS_ADDRESS, 2)
+    registry.register_redis(REDIS_ADDRESS, REDIS_TEST_DB)
     registry.register_local_cache("default", 10)
     registry.register_entity(*entity_classes(["tests.entities"]))
     other = registry.validate()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from fluxa_django import Context, MySQLOptions, Registry
 from fluxa_django.backends.mysql import values_sql
 from tests.generated import CategoryEntityProvider, EveryTypeEntityProvider
-from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, mysql_uri
+from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
 # Values of every type a row holds (what the generated setters store).
 _VALUES = st.one_of(
@@ -134,7 +134,7 @@ def test_a_connection_that_is_not_utf8_inserts_through_the_driver(mysql_db: str)
     registry = Registry()
     options = MySQLOptions(default_encoding="latin1", default_collate="swedish_ci")
     registry.register_mysql(mysql_uri(mysql_db), options=options)
-    registry.register_redis(REDIS_ADDRESS, 2)
+    registry.register_redis(REDIS_ADDRESS, REDIS_TEST_DB)
     registry.register_local_cache("default", 10)
     registry.register_entity(*entity_classes(["tests.entities"]))
     engine = registry.validate()

@@ -26,8 +26,14 @@ FLUXA = {
             "redis": os.environ.get("FLUXA_EXAMPLE_REDIS", "127.0.0.1:6380:0"),
             "local_cache": 100000,
         },
-        "analytics": {"clickhouse": {"uri": "clickhouse://127.0.0.1:9000/default"}},
-        "events": {"kafka": {"brokers": ["127.0.0.1:9092"]}},
+        "analytics": {
+            "clickhouse": {
+                "uri": os.environ.get(
+                    "FLUXA_EXAMPLE_CLICKHOUSE", "clickhouse://127.0.0.1:9000/default"
+                )
+            }
+        },
+        "events": {"kafka": {"brokers": [os.environ.get("FLUXA_EXAMPLE_KAFKA", "127.0.0.1:9092")]}},
     },
     "ENTITIES": ["shop.entities"],
     "GENERATED_PACKAGE": "shop.fluxa",
