@@ -88,10 +88,73 @@ def _alias_uri(pool: str, alias: str) -> str:
     return f"mysql://{user}:{password}@{host}:{port}/{db['NAME']}"
 
 
+_DJANGO_REDIS = "django_redis.cache.RedisCache"
+
+
+def _cache_redis(pool: str, spec: Any) -> str:
+    """``{"cache": alias}``: the pool string of a django-redis ``CACHES`` entry.
+
+    The pool shares the cache's server, database, password and timeouts (its own
+    connections: django-redis's client is not thread-shared with fluxa's pool).
+    """
+    from django.conf import settings
+
+    if (
+        not isinstance(spec, Mapping)
+        or set(spec) != {"cache"}
+        or not isinstance(spec["cache"], str)
+    ):
+        raise ConfigError(
+            f"pool {pool!r}: redis must be host:port:db or {{'cache': '<CACHES alias>'}}"
+        )
+    alias = spec["cache"]
+    caches = getattr(settings, "CACHES", {})
+    if alias not in caches:
+        raise ConfigError(f"pool {pool!r}: Django cache alias {alias!r} is not in CACHES")
+    cache = caches[alias]
+    if cache.get("BACKEND") != _DJANGO_REDIS:
+        raise ConfigError(
+            f"pool {pool!r}: Django cache {alias!r} is not a django-redis cache "
+            f"(BACKEND {_DJANGO_REDIS!r})"
+        )
+    location = cache.get("LOCATION")
+    if isinstance(location, list | tuple):
+        location = location[0] if location else None  # the primary (writes go there)
+    parts = urllib.parse.urlsplit(str(location or ""))
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(
+            f"pool {pool!r}: Django cache {alias!r} LOCATION must be redis://host:port/db"
+        )
+    db = (parts.path or "/0").lstrip("/") or "0"
+    options = cache.get("OPTIONS", {})
+    query: dict[str, str] = {}
+    password = options.get("PASSWORD") or urllib.parse.unquote(parts.password or "")
+    if parts.username:
+        query["user"] = urllib.parse.unquote(parts.username)
+    if password:
+        query["password"] = str(password)
+    for ours, theirs in (
+        ("connect_timeout", "SOCKET_CONNECT_TIMEOUT"),
+        ("read_timeout", "SOCKET_TIMEOUT"),
+    ):
+        if options.get(theirs):
+            query[ours] = str(options[theirs])
+    suffix = "?" + urllib.parse.urlencode(query) if query else ""
+    return f"{parts.hostname}:{parts.port or 6379}:{db}{suffix}"
+
+
 def registry_from_settings() -> Registry:
     """Build the ``Registry`` described by ``settings.FLUXA`` (no network I/O)."""
     conf = fluxa_settings()
-    config, aliases = config_from_yaml(conf.get("POOLS", {}))
+    pools = conf.get("POOLS", {})
+    if isinstance(pools, Mapping):
+        pools = {
+            code: {**spec, "redis": _cache_redis(code, spec["redis"])}
+            if isinstance(spec, Mapping) and isinstance(spec.get("redis"), Mapping)
+            else spec
+            for code, spec in pools.items()
+        }
+    config, aliases = config_from_yaml(pools)
     for mysql in config.mysql_pools:
         if mysql.code in aliases:
             mysql.uri = _alias_uri(mysql.code, aliases[mysql.code])

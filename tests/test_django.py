@@ -312,3 +312,36 @@ def test_a_stale_provider_names_the_fix_instead_of_a_sql_error(mysql_db: str) ->
             CategoryEntityProvider.get_by_id(engine.new_context(), 1)
     finally:
         engine.close()
+
+
+# -- a Redis pool sharing a django-redis cache's settings -----------------------------------
+
+
+def test_a_redis_pool_can_name_a_django_redis_cache(mysql_db: str) -> None:
+    from django.core.cache import caches as django_caches
+
+    from tests.services import REDIS_TEST_DB
+
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://{REDIS_ADDRESS}/{REDIS_TEST_DB}",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.7},
+        },
+    }
+    with override_settings(CACHES=caches, FLUXA=fluxa(mysql_db, redis={"cache": "shared"})):
+        django_caches["shared"].set("fluxa-shared-probe", 42)  # a real django-redis cache
+        engine = get_engine()
+        pool = engine.redis()
+        assert (pool.address, pool.db) == (REDIS_ADDRESS, REDIS_TEST_DB)
+        assert (pool.options.connect_timeout, pool.options.read_timeout) == (0.5, 0.7)
+        assert list(pool.client.scan_iter("*fluxa-shared-probe*")), "the cache's database"
+        assert django_caches["shared"].get("fluxa-shared-probe") == 42
+        reset_engine()
+        with override_settings(FLUXA=fluxa(mysql_db, redis={"cache": "default"})):
+            with pytest.raises(ConfigError, match="is not a django-redis cache"):
+                registry_from_settings()
+        with override_settings(FLUXA=fluxa(mysql_db, redis={"cache": "nope"})):
+            with pytest.raises(ConfigError, match="'nope' is not in CACHES"):
+                registry_from_settings()
