@@ -105,10 +105,13 @@ class Registry:
             default_encoding=opts.default_encoding or "utf8mb4",
             default_collate=opts.default_collate or "unicode_520_ci",
         )
-        for name in ("connect_timeout", "read_timeout", "write_timeout"):
-            value = getattr(opts, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 86400:
-                raise ConfigError(f"mysql pool {code!r}: {name} must be whole seconds in 1..86400")
+        _check_timeouts(
+            f"mysql pool {code!r}",
+            opts,
+            ("connect_timeout", "read_timeout", "write_timeout"),
+            int,
+            86400,
+        )
         try:
             parsed = parse_mysql_uri(uri)
         except ConfigError as exc:
@@ -131,14 +134,9 @@ class Registry:
                 raise ConfigError(f"redis pool {code!r}: {exc}") from None
         if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db <= 15:
             raise ConfigError(f"redis pool {code!r}: database must be 0..15, got {db!r}")
-        for name in ("connect_timeout", "read_timeout"):
-            value = getattr(opts, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 < value <= 3600
-            ):
-                raise ConfigError(f"redis pool {code!r}: {name} must be seconds in (0, 3600]")
+        _check_timeouts(
+            f"redis pool {code!r}", opts, ("connect_timeout", "read_timeout"), float, 3600
+        )
         self.redis_pools[code] = RedisPoolConfig(code, address, db, opts)
 
     def register_local_cache(self, code: str = DEFAULT_POOL_CODE, limit: int = 0) -> None:
@@ -480,6 +478,18 @@ class Registry:
 
             metrics.enable(engine)
         return engine
+
+
+def _check_timeouts(
+    pool: str, options: Any, names: tuple[str, ...], kind: type, limit: int
+) -> None:
+    """Each option is a number of seconds in (0, limit]; ``kind`` int: whole seconds only."""
+    accepted = (int,) if kind is int else (int, float)
+    for name in names:
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, accepted) or not 0 < value <= limit:
+            whole = "whole " if kind is int else ""
+            raise ConfigError(f"{pool}: {name} must be {whole}seconds in (0, {limit}]")
 
 
 def _check_code(code: str) -> None:

@@ -1,4 +1,4 @@
-"""Insert flushes format their rows in one pass (``backends.mysql.values_sql``)
+"""Insert flushes format their rows in one pass (``backends.mysql.row_literals``)
 instead of through the driver's per-value ``literal``: the literals must be the
 ones the driver would send (its own escaping for any string that needs it), in
 either backslash mode of the server, and what a flush writes must read back
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fluxa_django import Context, MySQLOptions, Registry
-from fluxa_django.backends.mysql import values_sql
+from fluxa_django.backends.mysql import row_literals
 from tests.generated import CategoryEntityProvider, EveryTypeEntityProvider
 from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
@@ -64,15 +64,15 @@ def _set_backslash_escapes(conn: Any, on: bool) -> None:
 def test_rows_are_the_literals_the_driver_sends(raw: Any, rows: list[list[Any]]) -> None:
     for backslashes in (True, False):
         _set_backslash_escapes(raw, backslashes)
-        assert values_sql(raw, rows) == ",".join(_driver_row(raw, row) for row in rows)
+        assert row_literals(raw, rows) == [_driver_row(raw, row) for row in rows]
     _set_backslash_escapes(raw, True)
 
 
 @settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=64))
 def test_bytes_are_hex_literals_the_server_reads_back_exactly(raw: Any, data: bytes) -> None:
-    values = values_sql(raw, [[data]])
-    assert values is not None and values.startswith("(X'")
+    (values,) = row_literals(raw, [[data]]) or [""]
+    assert values.startswith("(X'")
     cur = raw.cursor()
     cur.execute("SELECT " + values[1:-1])
     assert cur.fetchone()[0] == data
@@ -80,16 +80,16 @@ def test_bytes_are_hex_literals_the_server_reads_back_exactly(raw: Any, data: by
 
 
 def test_other_types_and_other_charsets_are_left_to_the_driver(raw: Any) -> None:
-    assert values_sql(raw, [[1, "a"], [2, object()]]) is None
-    assert values_sql(raw, [[float("inf")]]) is None, "the driver raises for inf"
-    assert values_sql(raw, [[Decimal("NaN")]]) is None
+    assert row_literals(raw, [[1, "a"], [2, object()]]) is None
+    assert row_literals(raw, [[float("inf")]]) is None, "the driver raises for inf"
+    assert row_literals(raw, [[Decimal("NaN")]]) is None
     aware = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-    assert values_sql(raw, [[aware]]) is None
+    assert row_literals(raw, [[aware]]) is None
     latin1 = MySQLdb.connect(
         host=MYSQL_HOST, port=MYSQL_PORT, user="root", passwd="", charset="latin1"
     )
     try:
-        assert values_sql(latin1, [[1, "a"]]) is None
+        assert row_literals(latin1, [[1, "a"]]) is None
     finally:
         latin1.close()
 

@@ -33,6 +33,10 @@ class Breaker:
         state = "closed" if self.reason is None else f"open: {self.reason}"
         return f"<Breaker {self.kind} {self.code!r} {state}>"
 
+    def is_open(self) -> bool:
+        """True while the pause after a failure lasts."""
+        return self.reason is not None and time.monotonic() < self._until
+
     def check(self) -> None:
         """Raise ``PoolError`` at once while the pause after a failure lasts."""
         reason = self.reason
@@ -46,9 +50,12 @@ class Breaker:
                 )
 
     def failed(self, reason: str, waited: float, timeout: float) -> None:
-        """A try failed after ``waited`` seconds (of at most ``timeout``)."""
-        if waited < timeout / 2:
-            return
+        """A try failed after ``waited`` seconds (of at most ``timeout``): open the
+        breaker when the failure cost a wait."""
+        if waited >= timeout / 2:
+            self.open(reason)
+
+    def open(self, reason: str) -> None:
         with self._lock:
             self.reason = reason
             self._until = time.monotonic() + self.pause

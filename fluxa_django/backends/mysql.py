@@ -383,7 +383,7 @@ def _query(raw: Any, sql: str, params: Sequence[Any]) -> list[Row]:
 #
 # mysqlclient formats every bound value in Python (``Connection.literal``: an
 # encoder lookup, a Python converter, an encode per value); for the thousands of
-# values of an insert flush that is most of the client's time. ``values_sql``
+# values of an insert flush that is most of the client's time. ``row_literals``
 # formats whole rows with the same rules, per type, and hands the statement to
 # the driver once. Strings still get the driver's escaping
 # (``mysql_real_escape_string``) whenever they hold a character it would change;
@@ -397,7 +397,7 @@ _UTF8 = frozenset({"utf8", "utf8mb3", "utf8mb4"})
 
 
 class _NoLiteral(Exception):
-    """A value ``values_sql`` leaves to the driver."""
+    """A value ``row_literals`` leaves to the driver."""
 
 
 def _float_sql(value: float) -> str:
@@ -445,18 +445,12 @@ _LITERALS: dict[type, Callable[[Any], str]] = {
 }
 
 
-def values_sql(raw: Any, rows: Sequence[Sequence[Any]]) -> str | None:
-    """``(v,...),(v,...)``: ``rows`` as SQL literals for ``INSERT ... VALUES``, or ``None``.
+def row_literals(raw: Any, rows: Sequence[Sequence[Any]]) -> list[str] | None:
+    """``["(v,...)", ...]``: each row as SQL literals for ``INSERT ... VALUES``, or ``None``.
 
     ``None`` when the connection's character set is not utf8 or a value is not of
     a type formatted here: bind those rows through the driver.
     """
-    literals = row_literals(raw, rows)
-    return None if literals is None else ",".join(literals)
-
-
-def row_literals(raw: Any, rows: Sequence[Sequence[Any]]) -> list[str] | None:
-    """``["(v,...)", ...]``: each row as SQL literals (see ``values_sql``), or ``None``."""
     if raw.character_set_name() not in _UTF8:
         return None
     escape = raw.string_literal

@@ -7,7 +7,6 @@ answers ``has_search`` from that, without further round trips.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,12 @@ from redis.lock import Lock
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import RedisOptions, parse_redis_address
 from fluxa_django.errors import PoolError
 
 MIN_REDIS_VERSION = (7, 0)
-DOWN_PAUSE = 1.0  # seconds Redis is skipped after a failed call (RedisPool.is_down)
+DOWN_PAUSE = 1.0  # seconds cache reads skip a Redis pool whose call timed out
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class RedisPool:
         self.db = db
         self.options = options
         self.features = RedisFeatures((0,), frozenset())
-        self._down_until = 0.0  # see is_down()
+        self.breaker = Breaker("redis", code, pause=DOWN_PAUSE)  # see failed()
         # The run id of the server, read on every new connection. It changes with every
         # restart (the only way to load an RDB snapshot) and failover, so cache keys that
         # include it are never read from data an older server state brought back.
@@ -108,29 +108,16 @@ class RedisPool:
             self.epoch = run_id
             self.generation += 1
 
-    def current_epoch(self) -> str:
-        """The server's run id (connecting first when no connection was made yet)."""
-        if not self.epoch:
-            self.client.ping()
-        return self.epoch
-
-    # -- a server that just failed ---------------------------------------------
-
-    def is_down(self) -> bool:
-        """True for ``DOWN_PAUSE`` seconds after a call timed out (a hung server):
-        cache reads skip Redis meanwhile (they go to MySQL at once) instead of paying
-        the timeout on every call; then one call tries again. A flush always tries
-        (it is refused, bounded by the timeouts, when Redis does not answer)."""
-        return self._down_until > 0 and time.monotonic() < self._down_until
+    # -- a server that just hung ----------------------------------------------
 
     def failed(self, exc: BaseException) -> None:
-        """Note a failed call: a timeout (a hung server) makes ``is_down`` true for a
-        moment; a refused or reset connection fails at once and needs no pause."""
+        """Note a failed call. A timeout (a hung server) opens ``breaker`` for
+        ``DOWN_PAUSE`` s: cache reads skip Redis meanwhile (they go to MySQL at once)
+        instead of paying the timeout on every call, then one call tries again. A
+        refused or reset connection fails at once and opens nothing. A flush always
+        tries (it is refused, bounded by the timeouts, when Redis does not answer)."""
         if isinstance(exc, redis.TimeoutError | TimeoutError):
-            self._down_until = time.monotonic() + DOWN_PAUSE
-
-    def answered(self) -> None:
-        self._down_until = 0.0
+            self.breaker.open(type(exc).__name__)
 
     def connect(self) -> None:
         try:

@@ -113,9 +113,9 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
     return list(collect_keys(entries).values()) if entries else []
 
 
-def _release(keys: list[FlushKeys], publish: bool) -> None:
+def _release(keys: list[FlushKeys], committed: bool) -> None:
     for flush_keys in keys:
-        flush_keys.release(publish)
+        flush_keys.release(committed)
 
 
 def flush(ctx: Context) -> None:
@@ -132,7 +132,7 @@ def flush(ctx: Context) -> None:
                 flush_keys.mark()
                 marked.append(flush_keys)
     except BaseException:
-        _release(marked, publish=False)
+        _release(marked, committed=False)
         raise
     deferred_by_alias: dict[str, list[Callable[[], None]]] = {}
     immediate: list[Callable[[], None]] = []
@@ -174,7 +174,7 @@ def flush(ctx: Context) -> None:
         # markers, and evict local copies too (a connection lost during COMMIT leaves
         # the outcome unknown; an extra eviction costs nothing).
         for pool_code in unwritten:
-            _release(cache_keys[pool_code], publish=True)
+            _release(cache_keys[pool_code], committed=True)
         # Pools written before the failure stay committed: their side effects still run.
         with contextlib.suppress(HookError):
             _after_commit(deferred_by_alias, immediate)

@@ -1,8 +1,9 @@
 """What a flush must invalidate, per Redis pool: planned beside the write path.
 
 Before the SQL a flush overwrites every affected row key with a write marker
-(``\\x00W``, readers never fill over it) and deletes the affected cached
-unique-index keys, one pipeline per Redis pool; with Redis unreachable the
+(readers never fill over it), deletes the affected cached unique-index keys and
+tells every process to evict its local copies and not refill them until the
+commit is announced, one pipeline per Redis pool; with Redis unreachable the
 flush is refused (``PoolError``) and nothing is written. After the commit it
 deletes them again, evicts its own local copies and publishes the
 invalidation to other processes (``runtime/invalidation.py``).
@@ -22,7 +23,6 @@ from fluxa_django.errors import PoolError
 from fluxa_django.runtime import codec, namespace
 from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
 from fluxa_django.runtime.observe import OBSERVERS, notify
-from fluxa_django.runtime.tiers import LOCAL_TTL
 
 if TYPE_CHECKING:
     from fluxa_django.backends.redis import RedisPool
@@ -102,10 +102,12 @@ class FlushKeys:
                 f"({type(exc).__name__}); nothing was written",
                 pool=self.pool.code,
             ) from exc
-        self.pool.answered()  # it answers again: reads use it at once
+        self.pool.breaker.ok()  # it answers again: reads use it at once
 
-    def release(self, publish: bool) -> None:
-        """After the commit (or a failed write): delete the keys, evict local rows everywhere."""
+    def release(self, committed: bool) -> None:
+        """After the commit (or a failed write): delete the keys, evict local rows everywhere
+        and lift the refill block of ``mark``. ``committed`` only chooses what is logged
+        when Redis fails here (``False``: the flush wrote nothing)."""
         items = self._items()
         bus = self.bus
         if items and bus is not None:
@@ -123,7 +125,7 @@ class FlushKeys:
         try:
             _pipeline(self.pool.code, "release", pipe)
         except (redis.RedisError, OSError) as exc:
-            if not publish:  # a flush that wrote nothing: only the markers stay a while
+            if not committed:  # a flush that wrote nothing: only the markers stay a while
                 log.warning(
                     "fluxa: redis pool %r: could not drop the write markers of a failed "
                     "flush (%s); those rows bypass the cache until they expire (%d s)",
@@ -133,13 +135,12 @@ class FlushKeys:
                 )
                 return
             log.error(
-                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed "
-                "until their write markers expire (%d s); other processes' local caches "
-                "may serve the old rows for up to %d s",
+                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed, "
+                "and other processes do not cache them locally, until the write markers "
+                "expire (%d s)",
                 self.pool.code,
                 type(exc).__name__,
                 WRITE_MARKER_MS // 1000,
-                int(LOCAL_TTL),
             )
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fluxa_django.backends.mysql import DriverError, database_error
 from fluxa_django.runtime.observe import OBSERVERS, notify
@@ -40,6 +41,25 @@ _RESERVE = (
     "ON DUPLICATE KEY UPDATE `next_id` = LAST_INSERT_ID(GREATEST(`next_id`, %s) + %s)"
 )
 _NO_TABLE = 1146  # ER_NO_SUCH_TABLE
+T = TypeVar("T")
+
+
+def on_ledger(pool: MySQLPool, work: Callable[[Any], T], entity: str = "") -> T:
+    """``work(raw connection)`` on the ``_fluxa_ids`` table of ``pool``, creating the
+    table first when it does not exist yet. Driver errors surface as ours, naming
+    the table (and ``entity``). ``work`` runs through ``pool.read``: it may run twice
+    (a dead pooled connection), so it must be safe to repeat.
+    """
+    try:
+        try:
+            return pool.read(work)
+        except DriverError as exc:
+            if not (exc.args and exc.args[0] == _NO_TABLE):
+                raise
+        pool.exec(CREATE_LEDGER)
+        return pool.read(work)
+    except DriverError as exc:
+        raise database_error(exc, pool.code, entity, LEDGER) from exc
 
 
 class IdAllocator:
@@ -80,17 +100,7 @@ class IdAllocator:
             block = self.first_block
         else:
             block = self.block
-        try:
-            try:
-                end = self._reserve_block(block)
-            except DriverError as exc:
-                if exc.args and exc.args[0] == _NO_TABLE:
-                    self._create_ledger()
-                    end = self._reserve_block(block)
-                else:
-                    raise
-        except DriverError as exc:
-            raise database_error(exc, self.mysql.code, self.entity, LEDGER) from exc
+        end = self._reserve_block(block)
         self.block = block
         self._reserved_at = now
         self._end = end
@@ -100,9 +110,8 @@ class IdAllocator:
         """Commit the next ``block`` ids on the server; returns the last one."""
         if OBSERVERS:
             notify("mysql", "reserve ids")
-        # pool.read retries once on a fresh connection when the pooled one is dead;
-        # running the reservation twice is harmless (it only leaves a gap).
-        return self.mysql.read(lambda raw: self._reserve_on(raw, block))
+        # Running the reservation twice (a dead pooled connection) only leaves a gap.
+        return on_ledger(self.mysql, lambda raw: self._reserve_on(raw, block), self.entity)
 
     def _reserve_on(self, raw: Any, block: int) -> int:
         cur = raw.cursor()
@@ -114,11 +123,3 @@ class IdAllocator:
             return int(cur.lastrowid) - 1
         finally:
             cur.close()
-
-    def _create_ledger(self) -> None:
-        with self.mysql.connection() as raw:
-            cur = raw.cursor()
-            try:
-                cur.execute(CREATE_LEDGER)
-            finally:
-                cur.close()

@@ -89,7 +89,7 @@ def execute(
     """Run one statement on an open cursor (inside a flush transaction).
 
     ``literal``, when given, is the statement with its values already formatted
-    (``backends.mysql.values_sql``): it is what runs, while the loggers see ``sql``
+    (``backends.mysql.row_literals``): it is what runs, while the loggers see ``sql``
     (placeholders) and the number of ``args``. Driver errors propagate unchanged: the flush wraps
     them, naming the table.
     """

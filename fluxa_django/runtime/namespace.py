@@ -26,8 +26,7 @@ import secrets
 import threading
 from typing import TYPE_CHECKING
 
-from fluxa_django.backends.mysql import DriverError, database_error
-from fluxa_django.runtime.ids import CREATE_LEDGER, LEDGER
+from fluxa_django.runtime.ids import LEDGER, on_ledger
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
@@ -65,16 +64,7 @@ def _read_or_create(pool: MySQLPool) -> str:
         finally:
             cur.close()
 
-    try:
-        try:
-            value = pool.read(work)
-        except DriverError as exc:
-            if not (exc.args and exc.args[0] == 1146):  # no such table yet
-                raise
-            pool.exec(CREATE_LEDGER)
-            value = pool.read(work)
-    except DriverError as exc:
-        raise database_error(exc, pool.code, table=LEDGER) from exc
+    value = on_ledger(pool, work)
     return f"{value:016x}"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from fluxa_django.runtime.values import utc_naive, utf8_size
 from fluxa_django.schema.model import quote_name
 from fluxa_django.sql import bind
 
@@ -172,10 +173,7 @@ def check_param(value: Any, where: str) -> Any:
     kind = type(value)
     if kind is str:
         if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"{where}: the text holds a lone surrogate") from None
+            utf8_size(value, where)
         return value
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
@@ -201,19 +199,14 @@ def check_param(value: Any, where: str) -> Any:
             raise ValueError(f"{where}: Decimal {value:.6g} is out of the DECIMAL range")
         return Decimal(value)  # a plain Decimal
     if isinstance(value, datetime.datetime):
-        moment = value
-        if moment.tzinfo is not None:  # stored as naive UTC (the setters' rule)
-            try:
-                moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
-            except (OverflowError, ValueError):
-                raise ValueError(f"{where}: {value!r} is out of the datetime range") from None
+        moment = utc_naive(value, where)  # datetimes are stored as naive UTC
         return datetime.datetime(*moment.timetuple()[:6], moment.microsecond)
     if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, str):
-        return value[:]  # a str subclass: its plain text
+        return check_param(value[:], where)  # a str subclass: its plain text
     if isinstance(value, int):
         return check_param(int.__index__(value), where)
     if isinstance(value, float):

@@ -81,6 +81,7 @@ class EngineState:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.app_name = str(engine.option("app_name") or "")  # part of every namespace
         self.bindings: dict[str, Binding] = {}
         self.buses: dict[str, InvalidationBus] = {}
         self._lock = threading.Lock()
@@ -116,9 +117,8 @@ class EngineState:
                 "which is not registered"
             )
         local = engine.local_cache(provider.local_pool) if provider.local_pool else None
-        app_name = str(engine.option("app_name") or "")
         prefix = namespace.key_prefix(
-            namespace.database_identity(pool), pool.database, provider.table, app_name
+            namespace.database_identity(pool), pool.database, provider.table, self.app_name
         )
         return Tiers(
             entity=provider.entity_name,
@@ -143,7 +143,7 @@ class EngineState:
             bus = self.buses[code] = InvalidationBus(
                 engine.redis(code),
                 dict(engine.local_cache_pools),
-                str(engine.option("app_name") or ""),
+                self.app_name,
             )
         return bus
 

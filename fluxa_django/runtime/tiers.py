@@ -95,11 +95,18 @@ os.register_at_fork(after_in_child=lambda: _process_tag.__setitem__(0, secrets.t
 _warned: dict[str, float] = {}
 
 
+def _first_in_10s(what: str) -> bool:
+    """True at most once every 10 s per ``what``: warnings that could flood the log."""
+    now = time.monotonic()
+    if now - _warned.get(what, -100.0) < 10.0:
+        return False
+    _warned[what] = now
+    return True
+
+
 def warn_corrupt(entity: str, id_: int, value: bytes) -> None:
     """Log a cached value that is not a row of this id, at most once every 10 s per entity."""
-    now = time.monotonic()
-    if now - _warned.get(f"corrupt:{entity}", -100.0) >= 10.0:
-        _warned[f"corrupt:{entity}"] = now
+    if _first_in_10s(f"corrupt:{entity}"):
         log.warning(
             "fluxa: %s %d: the value cached in Redis is not its row (%d bytes: undecodable or "
             "another id); read from MySQL and replaced",
@@ -110,14 +117,13 @@ def warn_corrupt(entity: str, id_: int, value: bytes) -> None:
 
 
 def warn_redis_down(pool: RedisPool, exc: BaseException, action: str) -> None:
-    """Note that Redis failed (skipped for a moment: ``RedisPool.is_down``) and log it, at
-    most once every 10 s per pool."""
+    """Note that Redis failed (``RedisPool.failed``) and log it, at most once every 10 s
+    per pool."""
     pool.failed(exc)
-    now = time.monotonic()
-    code = pool.code
-    if now - _warned.get(code, -100.0) >= 10.0:
-        _warned[code] = now
-        log.warning("fluxa: redis pool %r unreachable (%s); %s", code, type(exc).__name__, action)
+    if _first_in_10s(pool.code):
+        log.warning(
+            "fluxa: redis pool %r unreachable (%s); %s", pool.code, type(exc).__name__, action
+        )
 
 
 class Tiers:
@@ -216,8 +222,7 @@ class Tiers:
     def rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
         """``{id: row or None}`` for every id: one round trip per tier at most."""
         if self.bypassed():
-            found = self._mysql_rows(ctx, ids)
-            return {i: found.get(i) for i in ids}
+            return self._from_mysql(ctx, ids)
         out: dict[int, tuple[Any, ...] | None] = {}
         local = self.local
         started = -1
@@ -245,11 +250,7 @@ class Tiers:
     ) -> dict[int, tuple[Any, ...] | None]:
         """Redis (or MySQL) for what the local tier missed; fills the local tier when
         ``started`` (its sequence before the read) is given."""
-        if self.row_cache:
-            loaded = self._redis_rows(ctx, ids)
-        else:
-            found = self._mysql_rows(ctx, ids)
-            loaded = {i: found.get(i) for i in ids}
+        loaded = self._redis_rows(ctx, ids) if self.row_cache else self._from_mysql(ctx, ids)
         local = self.local
         if started >= 0 and local is not None:
             prefix = self.prefix
@@ -271,9 +272,8 @@ class Tiers:
         self, ctx: Context, ids: Sequence[int], again: bool = True
     ) -> dict[int, tuple[Any, ...] | None]:
         """Rows from the Redis tier, MySQL for its misses, lease-guarded fills."""
-        if self.redis_pool.is_down():  # failed a moment ago: do not wait for it again
-            found = self._mysql_rows(ctx, ids)
-            return {i: found.get(i) for i in ids}
+        if self.redis_pool.breaker.is_open():  # failed a moment ago: do not wait for it again
+            return self._from_mysql(ctx, ids)
         generation = self.redis_pool.generation
         out = self._redis_rows_once(ctx, ids)
         if self.redis_pool.generation != generation:
@@ -281,8 +281,7 @@ class Tiers:
             # from an older snapshot): read again under the new epoch's keys.
             if again:
                 return self._redis_rows(ctx, ids, again=False)
-            found = self._mysql_rows(ctx, ids)
-            return {i: found.get(i) for i in ids}
+            return self._from_mysql(ctx, ids)
         return out
 
     def _redis_rows_once(
@@ -299,8 +298,7 @@ class Tiers:
                 )
         except (redis.RedisError, OSError) as exc:
             warn_redis_down(self.redis_pool, exc, "reading from MySQL")
-            found = self._mysql_rows(ctx, ids)
-            return {i: found.get(i) for i in ids}
+            return self._from_mysql(ctx, ids)
         out: dict[int, tuple[Any, ...] | None] = {}
         stamp = self.stamp
         empty: list[int] = []  # nothing current cached: try to take the lease
@@ -392,11 +390,16 @@ class Tiers:
     def _mysql_rows(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
         return self.rows_below.many(ctx, ids)
 
+    def _from_mysql(self, ctx: Context, ids: Sequence[int]) -> dict[int, tuple[Any, ...] | None]:
+        """``{id: row or None}`` for every id, from MySQL (nothing cached)."""
+        found = self._mysql_rows(ctx, ids)
+        return {i: found.get(i) for i in ids}
+
     # -- unique indexes ----------------------------------------------------------------
 
     def unique_id(self, ctx: Context, key: str) -> int | None:
         """The id cached for a unique-index value, or ``None`` (miss or Redis down)."""
-        if self.bypassed() or self.redis_pool.is_down():
+        if self.bypassed() or self.redis_pool.breaker.is_open():
             return None
         generation = self.redis_pool.generation
         try:
@@ -410,7 +413,7 @@ class Tiers:
 
     def set_unique(self, ctx: Context, key: str, id_: int | None) -> None:
         """Remember (or with ``None`` forget) the id of a unique-index value; best effort."""
-        if self.bypassed() or self.redis_pool.is_down():
+        if self.bypassed() or self.redis_pool.breaker.is_open():
             return
         try:
             if id_ is None:

@@ -71,17 +71,30 @@ def check_str(value: Any, max_length: int, where: str, max_bytes: int | None = N
         raise TypeError(f"{where}: expected str, got {_kind(value)}")
     if len(value) > max_length:
         raise ValueError(f"{where}: {len(value)} characters exceed the maximum of {max_length}")
-    text = str(value)
+    text = value[:]  # the plain text (a subclass's __str__ is never called)
     if not text.isascii():
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{where}: the text holds a lone surrogate (not valid Unicode)"
-            ) from None
+        size = utf8_size(text, where)
         if max_bytes is not None and size > max_bytes:
             raise ValueError(f"{where}: {size} bytes (UTF-8) exceed the maximum of {max_bytes}")
     return text
+
+
+def utf8_size(text: str, where: str) -> int:
+    """The UTF-8 size of ``text``; ``ValueError`` for a lone surrogate (MySQL cannot store it)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: the text holds a lone surrogate (not valid Unicode)") from None
+
+
+def utc_naive(moment: datetime.datetime, where: str) -> datetime.datetime:
+    """An aware datetime as naive UTC (how datetimes are stored); naive ones unchanged."""
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(_UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{where}: {moment!r} is out of the datetime range in UTC") from None
 
 
 def check_bytes(value: Any, max_length: int, where: str) -> bytes:
@@ -103,12 +116,7 @@ def check_datetime(value: Any, where: str) -> datetime.datetime:
     """Second precision, naive UTC (an aware datetime is converted to UTC)."""
     if not isinstance(value, datetime.datetime):
         raise TypeError(f"{where}: expected datetime.datetime, got {_kind(value)}")
-    moment: datetime.datetime = value
-    if moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(_UTC).replace(tzinfo=None)
-        except (OverflowError, ValueError):
-            raise ValueError(f"{where}: {value!r} is out of the datetime range in UTC") from None
+    moment = utc_naive(value, where)
     if moment.year < 1000:
         raise ValueError(f"{where}: {moment} is before 1000-01-01, the first datetime MySQL stores")
     return moment.replace(microsecond=0) if moment.microsecond else moment
