@@ -250,7 +250,7 @@ class InsertFlush(Case):
             extras={"fluxa with gc.disable() during the run": fastest(samples["nogc"])},
             notes=[
                 "timed: building the objects from the same data + writing + COMMIT; "
-                "fluxa: new() (ids from Redis) + 6 setters + ctx.flush(); "
+                "fluxa: new() (ids reserved in MySQL blocks) + 6 setters + ctx.flush(); "
                 "raw: tuples + executemany in a transaction; django: instances + "
                 "bulk_create(batch_size=1000); table truncated before every run",
             ],
@@ -363,7 +363,7 @@ class InsertPlainFlush(Case):
                 "columns: 2 x varchar(100), smallint unsigned, double, datetime, tinyint(1); "
                 "no decimal, reference, auto timestamp or cache tier",
                 "timed: building the objects from the same data + writing + COMMIT; "
-                "fluxa: new() (ids from Redis) + 6 setters + ctx.flush(); "
+                "fluxa: new() (ids reserved in MySQL blocks) + 6 setters + ctx.flush(); "
                 "raw: tuples (ids prepared) + executemany in a transaction; django: "
                 "instances + bulk_create(batch_size=1000); table truncated before every run",
             ],

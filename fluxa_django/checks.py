@@ -27,6 +27,14 @@ def check_fluxa(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         ]
     except ImportError as exc:
         return [Error(f"an entity module cannot be imported: {exc}", id="fluxa.E002")]
+    if not registry.entities:  # nothing to migrate or generate: say so, not "no changes"
+        return [
+            Error(
+                "settings.FLUXA['ENTITIES'] lists no module defining an entity",
+                hint="List the modules that define your entities, e.g. ['shop.entities'].",
+                id="fluxa.E005",
+            )
+        ]
     return [
         Error(str(err), obj=err.entity or None, id=f"fluxa.{err.code}") for err in registry.check()
     ]
@@ -64,14 +72,6 @@ def check_generated_code(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
     try:
         conf = fluxa_settings()
-        if not conf.get("ENTITIES"):
-            return [
-                Error(
-                    "settings.FLUXA['ENTITIES'] lists no entity module",
-                    hint="List the modules that define your entities, e.g. ['shop.entities'].",
-                    id="fluxa.E005",
-                )
-            ]
         dotted = conf.get("GENERATED_PACKAGE")
         if not isinstance(dotted, str) or not dotted:
             return []

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from fluxa_django import Context, Engine, Registry
+from fluxa_django.runtime.invalidation import InvalidationBus
 from fluxa_django.runtime.provider import ProviderBase
 from fluxa_django.runtime.tiers import Tiers
 from fluxa_django.testing.plugin import QueryCounter
@@ -58,6 +59,24 @@ def local_row(engine: Engine, provider: ProviderBase[Any], id_: int) -> Any:
     tiers = tiers_of(engine, provider)
     assert tiers.local is not None
     return tiers.local.get_row((tiers.prefix, id_), time.monotonic())
+
+
+def bus_of(engine: Engine) -> InvalidationBus:
+    """The local-cache invalidation listener of ``engine`` (ProductEntity's pool)."""
+    bus = tiers_of(engine, ProductEntityProvider).bus
+    assert bus is not None
+    return bus
+
+
+def settled_products(ctx: Context, other: Engine, count: int) -> list[ProductEntity]:
+    """Products flushed through ``ctx``, once ``other`` received both messages of the
+    flush (before the SQL: evict and block refills; after the commit: evict and unblock).
+    A late one would evict, or refuse to store, the rows ``other`` reads meanwhile."""
+    bus = bus_of(other)
+    received = bus.received
+    made = products(ctx, count)
+    wait_until(lambda: bus.received >= received + 2, timeout=5.0)
+    return made
 
 
 def new_category(ctx: Context, name: str = "Books") -> CategoryEntity:
@@ -253,6 +272,11 @@ class RedisServer(ServerProcess):
                 time.sleep(0.01)
         finally:
             client.close()
+
+    def remove(self) -> None:
+        """Kill the server and delete its folder."""
+        self.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port)

@@ -39,4 +39,4 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.kill()
+        server.remove()

@@ -17,11 +17,11 @@ import pytest
 from fluxa_django import Context, Engine, PoolError, Query
 from fluxa_django.backends.localcache import MISSING
 from fluxa_django.runtime import codec, tiers
-from fluxa_django.runtime.invalidation import InvalidationBus
 from tests.cache_helpers import (
     AssertQueries,
     RedisServer,
     build_engine,
+    bus_of,
     local_row,
     new_category,
     products,
@@ -55,12 +55,6 @@ def private_engine(fluxa_ctx: Context, redis_server: RedisServer) -> Iterator[En
         yield engine
     finally:
         engine.close()
-
-
-def bus_of(engine: Engine) -> InvalidationBus:
-    bus = tiers_of(engine, P).bus
-    assert bus is not None
-    return bus
 
 
 def fresh(engine: Engine) -> Context:

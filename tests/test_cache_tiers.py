@@ -34,6 +34,7 @@ from tests.cache_helpers import (
     new_product,
     products,
     redis_value,
+    settled_products,
     tiers_of,
     users,
     wait_until,
@@ -872,18 +873,6 @@ def second_engine(engine: Engine) -> Iterator[Engine]:
         yield other
     finally:
         other.close()
-
-
-def settled_products(ctx: Context, other: Engine, count: int) -> list[ProductEntity]:
-    """Products flushed through ``ctx``, once ``other`` received the insert's invalidation
-    (a late one would evict the rows ``other`` reads meanwhile)."""
-    bus = tiers_of(other, P).bus
-    assert bus is not None
-    received = bus.received
-    made = products(ctx, count)
-    # a flush sends two messages: before its SQL (evict and block) and after its commit
-    wait_until(lambda: bus.received >= received + 2, timeout=5.0)
-    return made
 
 
 def _invalidation_round(

@@ -278,7 +278,9 @@ def test_check_reports_generated_code_that_does_not_match_the_definitions() -> N
         (message,) = check_generated_code()
         assert message.id == "fluxa.E004" and "fluxa_generate" in (message.hint or "")
     with override_settings(FLUXA={**fluxa(), "ENTITIES": []}):
-        assert [m.id for m in check_generated_code()] == ["fluxa.E005"]
+        assert [m.id for m in check_fluxa()] == ["fluxa.E005"]
+        with pytest.raises(SystemCheckError, match=r"fluxa\.E005"):
+            call_command("fluxa_migrate", "--plan", skip_checks=False, stdout=io.StringIO())
 
 
 def test_generate_with_no_entity_removes_nothing(tmp_path: Any) -> None:

@@ -20,7 +20,6 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
 
     @property
     def address(self) -> str:
@@ -43,7 +42,6 @@ class Proxy:
         self._close_all()
 
     def close(self) -> None:
-        self._stopped.set()
         self._close_all()
 
     # -- plumbing ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.cache_helpers import RedisServer, build_engine, users
 from tests.generated import CategoryEntityProvider, UserEntityProvider
 from tests.reliability.mariadb import MariaDBServer
 from tests.reliability.summary import LINES
+from tests.services import mysql_uri
 
 U = UserEntityProvider
 
@@ -89,7 +90,7 @@ def test_redis_timeouts_are_pool_options(redis_server: RedisServer) -> None:
     registry.init_by_yaml(
         {
             "default": {
-                "mysql": {"uri": "mysql://root@127.0.0.1:3306/information_schema"},
+                "mysql": {"uri": mysql_uri("information_schema")},
                 "redis": f"{redis_server.address}:0?connect_timeout=0.3&read_timeout=0.2",
             }
         }

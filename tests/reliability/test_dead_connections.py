@@ -104,7 +104,7 @@ def test_a_write_whose_connection_dies_is_not_retried(
     category = C.must_get_by_id(ctx, id_)
     category.name = "lost"
     pool = engine.mysql()
-    with pool.begin() as tx:  # the flush's connection is this one, killed mid-transaction
+    with pool.begin() as tx:  # the connection a transaction will get: killed inside it
         thread = int(tx.raw.thread_id())
         tx.exec("SELECT 1")
     with pytest.raises(OperationalError):

@@ -69,18 +69,6 @@ def test_ids_skip_rows_inserted_with_explicit_ids(fluxa_ctx: Context) -> None:
     assert all(i > first + 5000 for i in ids if i not in in_first_block)
 
 
-def test_ids_need_no_redis(fluxa_ctx: Context, redis_server: RedisServer) -> None:
-    engine = build_engine(fluxa_ctx.engine.mysql().database, redis_server.address, 0)
-    try:
-        redis_server.kill()
-        ctx = engine.new_context()
-        ids = new_users(ctx, 3, "r")
-        assert len(set(ids)) == 3
-        ctx.clear_flush()
-    finally:
-        engine.close()
-
-
 def test_new_with_mysql_down_raises_pool_error_naming_the_pool(
     second_mariadb: MariaDBServer, redis_server: RedisServer
 ) -> None:

@@ -10,14 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-
-import pytest
 
 from fluxa_django import Context, Engine
 from fluxa_django.backends.localcache import MISSING
-from tests.cache_helpers import REPO, build_engine, local_row, products, tiers_of, wait_until
+from tests.cache_helpers import REPO, local_row, settled_products, wait_until
 from tests.generated import ProductEntityProvider
 from tests.reliability.summary import LINES
 from tests.services import REDIS_ADDRESS, REDIS_TEST_DB
@@ -25,21 +21,10 @@ from tests.services import REDIS_ADDRESS, REDIS_TEST_DB
 P = ProductEntityProvider
 
 
-@pytest.fixture
-def reader(fluxa_ctx: Context) -> Iterator[Engine]:
-    engine = build_engine(fluxa_ctx.engine.mysql().database, REDIS_ADDRESS, REDIS_TEST_DB)
-    try:
-        bus = tiers_of(engine, P).bus
-        assert bus is not None and bus.ensure_started(wait=5.0)
-        yield engine
-    finally:
-        engine.close()
-
-
 def test_a_writer_killed_after_commit_leaves_no_old_row_served(
     fluxa_ctx: Context, reader: Engine
 ) -> None:
-    (product,) = products(fluxa_ctx, 1)
+    (product,) = settled_products(fluxa_ctx, reader, 1)
 
     def warmed() -> bool:
         P.get_by_id(reader.new_context(), product.id)
@@ -69,7 +54,6 @@ def test_a_writer_killed_after_commit_leaves_no_old_row_served(
         check=False,
     )
     assert writer.returncode == -signal.SIGKILL, writer.stderr.decode()[-2000:]
-    committed = time.monotonic()
     row = fluxa_ctx.engine.mysql().query_row(
         "SELECT `name` FROM `ProductEntity` WHERE `id` = ?", product.id
     )
@@ -79,11 +63,11 @@ def test_a_writer_killed_after_commit_leaves_no_old_row_served(
         found = P.must_get_by_id(reader.new_context(), product.id)
         return found.name == "Committed by a writer that died"
 
-    waited = wait_until(current, timeout=1.0, interval=0.001)
+    # the bound of cross-process invalidation (p99 100 ms), with room for a busy machine
+    waited = wait_until(current, timeout=0.5, interval=0.001)
     LINES.append(
         f"writer SIGKILLed after COMMIT: another process served the new row "
         f"{waited * 1000:.1f} ms after the commit was visible (the old row: never after)"
     )
     for _ in range(20):  # and keeps doing so (nothing old is filled back)
         assert current()
-    assert time.monotonic() - committed < 5.0

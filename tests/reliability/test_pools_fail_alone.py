@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,15 +26,16 @@ from fluxa_django.conf import reset_engine
 from tests.cache_helpers import wait_until
 from tests.reliability.proxy import Proxy
 from tests.reliability.summary import LINES
-from tests.services import REDIS_ADDRESS, REDIS_TEST_DB
+from tests.services import CLICKHOUSE_URI, KAFKA_BROKER, REDIS_ADDRESS, REDIS_TEST_DB
 
-KAFKA_PORT = 9092
-CLICKHOUSE_PORT = 9000
+KAFKA_HOST, _, KAFKA_PORT = KAFKA_BROKER.rpartition(":")
+_CLICKHOUSE = urllib.parse.urlsplit(CLICKHOUSE_URI)
 
 
 @pytest.fixture
 def own_engine(fluxa_ctx: Context) -> Iterator[None]:
-    """Each test builds its engine from its settings; the session engine is kept aside."""
+    """Each test builds its engine from its settings; the session engine is kept aside
+    (``fluxa_ctx``: empty tables and Redis, the Django test database)."""
     from fluxa_django import conf
 
     saved = conf._engine
@@ -45,7 +47,8 @@ def own_engine(fluxa_ctx: Context) -> Iterator[None]:
 
 @pytest.fixture
 def proxies() -> Iterator[tuple[Proxy, Proxy]]:
-    kafka, clickhouse = Proxy(KAFKA_PORT), Proxy(CLICKHOUSE_PORT)
+    kafka = Proxy(int(KAFKA_PORT), KAFKA_HOST)
+    clickhouse = Proxy(_CLICKHOUSE.port or 9000, _CLICKHOUSE.hostname or "127.0.0.1")
     yield kafka, clickhouse
     kafka.close()
     clickhouse.close()
@@ -89,6 +92,7 @@ def test_dead_optional_pools_cost_other_requests_nothing(
         ]
         assert len(logged) == 2 and any("'events'" in m for m in logged)
         client = Client()
+        timed_request(client, "warm-up")  # the first request imports the views
         waits = [timed_request(client, f"alone {i}") for i in range(5)]
         assert max(waits) < 2.0, f"requests that use no dead pool waited {waits}"
 
@@ -102,7 +106,7 @@ def test_dead_optional_pools_cost_other_requests_nothing(
         with pytest.raises(PoolError, match=r"kafka pool 'events'.*not tried again"):
             engine.kafka("events").produce_sync("fluxa_alone", b"x", timeout=1.0)
         again = time.monotonic() - started
-        assert again < 0.5, f"the second use waited {again:.2f} s for a pool known to be down"
+        assert again < 1.0, f"the second use waited {again:.2f} s for a pool known to be down"
 
         plan = io.StringIO()
         call_command("fluxa_migrate", "--plan", stdout=plan)  # needs only MySQL: works
@@ -144,5 +148,7 @@ def test_a_hung_optional_pool_fails_a_use_within_its_connect_timeout(
         started = time.monotonic()
         with pytest.raises(PoolError, match="not tried again"):
             engine.clickhouse("analytics").query("SELECT 1")
-        assert time.monotonic() - started < 0.5
-        timed_request(Client(), "while clickhouse hangs")
+        assert time.monotonic() - started < 1.0, "a pool known to hang is not waited for again"
+        client = Client()
+        timed_request(client, "warm-up")
+        assert timed_request(client, "while clickhouse hangs") < 2.0

@@ -7,7 +7,7 @@ restart), so the entries of the snapshot are never read; ids never repeat either
 from __future__ import annotations
 
 from fluxa_django import Context
-from tests.cache_helpers import RedisServer, build_engine, redis_value, users
+from tests.cache_helpers import RedisServer, build_engine, redis_value, tiers_of, users
 from tests.generated import UserEntityProvider
 
 U = UserEntityProvider
@@ -18,7 +18,7 @@ def test_a_restored_snapshot_is_never_served(fluxa_ctx: Context, redis_server: R
     try:
         (user,) = users(engine.new_context(), 1, "Before")
         assert U.must_get_by_id(engine.new_context(), user.id).name == "Before0"
-        old_key = U.tiers(engine).key(user.id)  # type: ignore[union-attr]
+        old_key = tiers_of(engine, U).key(user.id)
         assert redis_value(engine, U, user.id) is not None, "cached in Redis"
         redis_server.client().save()  # the snapshot holds the old row
 
