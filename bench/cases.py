@@ -177,9 +177,22 @@ class _InsertContender:
     def prepare(self) -> None:
         self.env.truncate(self.table)
 
+    def run(self) -> None:
+        raise NotImplementedError
+
     def verify(self) -> None:
         count = int(self.env.scalar(f"SELECT COUNT(*) FROM `{self.table}`"))
         assert count == ROWS, f"{type(self).__name__} inserted {count} rows"
+
+
+def _profile_runs(profiler: cProfile.Profile, contender: _InsertContender) -> None:
+    """Three profiled runs of a bulk contender (prepared and verified outside the profile)."""
+    for _ in range(3):
+        contender.prepare()
+        profiler.enable()
+        contender.run()
+        profiler.disable()
+        contender.verify()
 
 
 class _FluxaInsert(_InsertContender):
@@ -257,14 +270,8 @@ class InsertFlush(Case):
         )
 
     def profile(self, profiler: cProfile.Profile) -> None:
-        contender = _FluxaInsert(self.env)
         try:
-            for _ in range(3):
-                contender.prepare()
-                profiler.enable()
-                contender.run()
-                profiler.disable()
-                contender.verify()
+            _profile_runs(profiler, _FluxaInsert(self.env))
         finally:
             self.env.seed()
 
@@ -370,14 +377,8 @@ class InsertPlainFlush(Case):
         )
 
     def profile(self, profiler: cProfile.Profile) -> None:
-        contender = _FluxaPlainInsert(self.env)
         try:
-            for _ in range(3):
-                contender.prepare()
-                profiler.enable()
-                contender.run()
-                profiler.disable()
-                contender.verify()
+            _profile_runs(profiler, _FluxaPlainInsert(self.env))
         finally:
             self.env.truncate(PLAIN_TABLE)
 

@@ -60,12 +60,24 @@ def _collect(value: Any, out: set[str], key: str = "") -> None:
             _collect(v, out, key)
 
 
+_SECRET_SETTINGS = ("FLUXA", "DATABASES", "CACHES")
+_memo: list[Any] = [None, frozenset()]  # (the setting objects read, their secrets)
+
+
 def configured_secrets() -> frozenset[str]:
-    """Every credential in ``settings.FLUXA``, ``DATABASES`` and ``CACHES``."""
+    """Every credential in ``settings.FLUXA``, ``DATABASES`` and ``CACHES`` (collected
+    again only when one of those settings is replaced: a report asks for every setting
+    and every frame)."""
+    values = tuple(getattr(settings, name, None) for name in _SECRET_SETTINGS)
+    if _memo[0] is not None and all(a is b for a, b in zip(_memo[0], values, strict=True)):
+        secrets: frozenset[str] = _memo[1]
+        return secrets
     found: set[str] = set()
-    for name in ("FLUXA", "DATABASES", "CACHES"):
-        _collect(getattr(settings, name, None), found)
-    return frozenset(s for s in found if len(s) >= _MIN_LITERAL)
+    for value in values:
+        _collect(value, found)
+    secrets = frozenset(s for s in found if len(s) >= _MIN_LITERAL)
+    _memo[:] = [values, secrets]
+    return secrets
 
 
 class FluxaExceptionReporterFilter(SafeExceptionReporterFilter):
