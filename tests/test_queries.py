@@ -823,14 +823,29 @@ def test_query_clone_is_independent() -> None:
 def test_a_condition_of_another_entity_is_refused_naming_both(fluxa_ctx: Context) -> None:
     from tests.generated import ProductEntityProvider, UserEntityProvider
 
+    # mypy flags these (tests/typing); the run-time check covers untyped callers
     other = Query().filter(ProductEntityProvider.fields.name.eq("Dune"))
     for read in (
-        lambda: UserEntityProvider.search_many(fluxa_ctx, other),
-        lambda: UserEntityProvider.count(fluxa_ctx, other),
-        lambda: UserEntityProvider.search_one(fluxa_ctx, other),
+        lambda: UserEntityProvider.search_many(fluxa_ctx, other),  # type: ignore[arg-type]
+        lambda: UserEntityProvider.count(fluxa_ctx, other),  # type: ignore[arg-type]
+        lambda: UserEntityProvider.search_one(fluxa_ctx, other),  # type: ignore[arg-type]
     ):
         with pytest.raises(TypeError, match=r"UserEntityProvider: a condition on ProductEntity"):
             read()
+    sorted_by_other = Query().sort_by_desc(ProductEntityProvider.fields.name)
+    with pytest.raises(
+        TypeError, match=r"UserEntityProvider: a column of ProductEntity cannot sort"
+    ):
+        UserEntityProvider.search_many(fluxa_ctx, sorted_by_other)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"sort_by_\* takes a column from Provider.fields, got str"):
+        Query().sort_by_asc("name")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"UserEntityProvider: expected a Query, got Where"):
+        UserEntityProvider.search_many(fluxa_ctx, Where("1"))  # type: ignore[arg-type]
+    # a query of the right entity, bound or not, is accepted
+    from tests.generated import UserEntity
+
+    bound = Query[UserEntity]().filter(UserEntityProvider.fields.name.eq("nobody"))
+    assert UserEntityProvider.search_many(fluxa_ctx, bound) == []
 
 
 def test_values_are_checked_against_the_column_type() -> None:

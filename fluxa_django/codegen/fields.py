@@ -136,7 +136,7 @@ def column_code(
             getter(statement(2, "return ", convert(f"self._row[{i}]")), type_, attr)
 
     def column_ref(type_: str) -> Expr:
-        return call(f"{column_class}[{type_}]", py_str(name))
+        return call(f"{column_class}[{type_}, {schema.name}]", py_str(name))
 
     if kind is FieldKind.INT:
         width = column.int_width
@@ -208,7 +208,8 @@ def column_code(
             ]
         )
         code.default = "None" if nullable else '""'
-        code.field_ref = call("NullableStrColumn" if nullable else "StrColumn", py_str(name))
+        str_class = "NullableStrColumn" if nullable else "StrColumn"
+        code.field_ref = call(f"{str_class}[{schema.name}]", py_str(name))
     elif kind is FieldKind.BYTES:
         plain_getter()
         blob_max = str(_BLOB_MAX[column.definition.sql_type])

@@ -212,7 +212,7 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "",
         "    __slots__ = ()",
         "",
-        '    id: Final = Column[int]("id")',
+        f'    id: Final = Column[int, {name}]("id")',
     ]
     for column_name, ref in field_refs:
         lines += _field_reference(column_name, ref)
@@ -280,7 +280,23 @@ def _field_reference(column_name: str, ref: Expr) -> list[str]:
         return assign(1, f"{column_name}: Final", ref)
     cls, _, type_ = ref.head.removesuffix("](").partition("[")
     args = ", ".join(flat(item) for item in ref.items)
-    return [f"{target}{cls}[", f"        {type_}", f"    ]({args})"]
+    if len(f"        {type_}") <= LINE_LENGTH:
+        return [f"{target}{cls}[", f"        {type_}", f"    ]({args})"]
+    # one type argument a line, with ruff's magic trailing comma
+    return [f"{target}{cls}[", *(f"        {t}," for t in _top_level(type_)), f"    ]({args})"]
+
+
+def _top_level(types: str) -> list[str]:
+    """``"A[B, C], D"`` -> ``["A[B, C]", "D"]``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(types):
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            parts.append(types[start:i].strip())
+            start = i + 1
+    parts.append(types[start:].strip())
+    return parts
 
 
 def _cache_attributes(schema: EntitySchema) -> dict[str, Expr]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from fluxa_django.errors import EntityNotFound
 from fluxa_django.runtime.context import _MISSING, Context
 from fluxa_django.runtime.entity import EntityBase
-from fluxa_django.runtime.query import Column, Condition, Pager, Query, Where
+from fluxa_django.runtime.query import Column, Condition, Pager, Query, Unfiltered, Where
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
@@ -195,24 +195,35 @@ class ProviderBase(Generic[E]):
 
     # -- searching ----------------------------------------------------------------------
 
-    def _own(self, query: Query) -> None:
-        """Refuse conditions made from another entity's ``fields`` (they would test a column
-        of this table that happens to have the same name, or fail in MySQL)."""
+    def _own(self, query: Query[Any]) -> None:
+        """Refuse conditions and sort columns made from another entity's ``fields`` (they
+        would test a column of this table that happens to have the same name, or fail in
+        MySQL). mypy flags them too: see ``Query``."""
+        if not isinstance(query, Query):
+            raise TypeError(
+                f"{self.entity_name}Provider: expected a Query, got {type(query).__name__}"
+            )
         for condition in query._conditions:
             if condition.entity and condition.entity != self.entity_name:
                 raise TypeError(
                     f"{self.entity_name}Provider: a condition on {condition.entity} cannot "
                     f"filter {self.entity_name} (use {self.entity_name}Provider.fields)"
                 )
+        for _, _, entity in query._order:
+            if entity and entity != self.entity_name:
+                raise TypeError(
+                    f"{self.entity_name}Provider: a column of {entity} cannot sort "
+                    f"{self.entity_name} (use {self.entity_name}Provider.fields)"
+                )
 
-    def _rows(self, ctx: Context, head: str, query: Query) -> list[Any]:
+    def _rows(self, ctx: Context, head: str, query: Query[Any]) -> list[Any]:
         self._own(query)
         clause, args = query.where_clause(self.fake_delete_sql)
         page = query.page
         sql = head + clause + query.order_clause() + (page.limit_sql() if page else "")
         return self._binding(ctx).rows.query(ctx, sql, args)
 
-    def search_many(self, ctx: Context, query: Query) -> list[E]:
+    def search_many(self, ctx: Context, query: Query[E] | Query[Unfiltered]) -> list[E]:
         """Entities matching ``query`` in its order.
 
         One MySQL round trip; for cached entities the ids are selected and the
@@ -229,21 +240,23 @@ class ProviderBase(Generic[E]):
             return found
         return self._hydrate(ctx, self._rows(ctx, self.select_sql, query))
 
-    def count(self, ctx: Context, query: Query | None = None) -> int:
-        query = query or Query()
+    def count(self, ctx: Context, query: Query[E] | Query[Unfiltered] | None = None) -> int:
+        query = Query() if query is None else query
         self._own(query)
         clause, args = query.where_clause(self.fake_delete_sql)
         rows = self._binding(ctx).rows.query(ctx, self.count_sql + clause, args, "count")
         return int(rows[0][0])
 
-    def search_many_with_total(self, ctx: Context, query: Query) -> tuple[list[E], int]:
+    def search_many_with_total(
+        self, ctx: Context, query: Query[E] | Query[Unfiltered]
+    ) -> tuple[list[E], int]:
         """The page of ``query`` and the total number of matches (two round trips; one when 0)."""
         total = self.count(ctx, query)
         if total == 0:
             return [], 0
         return self.search_many(ctx, query), total
 
-    def search_one(self, ctx: Context, query: Query | Where) -> E | None:
+    def search_one(self, ctx: Context, query: Query[E] | Query[Unfiltered] | Where) -> E | None:
         """The first match; an exact match of a cached unique index is answered from Redis."""
         if isinstance(query, Where):
             query = Query().filter_where(query)
@@ -255,7 +268,9 @@ class ProviderBase(Generic[E]):
         found = self.search_many(ctx, query.clone().pager(Pager(1, 1)))
         return found[0] if found else None
 
-    def _unique_match(self, conditions: Sequence[Condition]) -> tuple[int, tuple[Any, ...]] | None:
+    def _unique_match(
+        self, conditions: Sequence[Condition[Any]]
+    ) -> tuple[int, tuple[Any, ...]] | None:
         """``(index number, values)`` when the conditions are exactly a cached unique index's equalities."""
         by_column = {c.column: c.eq_value for c in conditions if c.column}
         if len(by_column) != len(conditions):
@@ -266,7 +281,11 @@ class ProviderBase(Generic[E]):
         return None
 
     def _by_unique(
-        self, ctx: Context, index: int, values: tuple[Any, ...], conditions: Sequence[Condition]
+        self,
+        ctx: Context,
+        index: int,
+        values: tuple[Any, ...],
+        conditions: Sequence[Condition[Any]],
     ) -> E | None:
         """Cached unique index lookup: Redis value -> id, verified against the row."""
         from fluxa_django.runtime.codec import unique_token
@@ -324,7 +343,7 @@ class ProviderBase(Generic[E]):
         return self.search_many(ctx, Query().sort_by_asc(_ID))
 
     def _by_columns(
-        self, ctx: Context, conditions: Sequence[Condition], pager: Pager | None, one: bool
+        self, ctx: Context, conditions: Sequence[Condition[Any]], pager: Pager | None, one: bool
     ) -> list[E]:
         query = Query().filter(*conditions)
         if one:

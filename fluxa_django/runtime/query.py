@@ -13,13 +13,33 @@ import operator
 import typing
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, overload
+
+from typing_extensions import TypeVar
 
 from fluxa_django.runtime.values import utc_naive, utf8_size
 from fluxa_django.schema.model import quote_name
 from fluxa_django.sql import bind
 
 T = TypeVar("T")
+
+
+class Unfiltered:
+    """Type marker: the entity of a ``Query`` that no condition has tied to one yet.
+
+    ``Query()`` is a ``Query[Unfiltered]``; ``filter`` with conditions of
+    ``ProductEntity`` makes it a ``Query[ProductEntity]``, which only
+    ``ProductEntityProvider`` accepts (mypy flags the others; at run time they
+    raise ``TypeError``). ``Query[ProductEntity]()`` starts bound.
+    """
+
+    __slots__ = ()
+
+
+# The entity a column, condition or query belongs to (``Any``: not known statically).
+E = TypeVar("E", default=Any)
+E2 = TypeVar("E2")
+QE = TypeVar("QE", default=Unfiltered)
 
 
 class Where:
@@ -130,8 +150,8 @@ def _page_number(name: str, value: Any) -> int:
     return number
 
 
-class Condition:
-    """One typed condition on one column, produced by a column reference."""
+class Condition(Generic[E]):
+    """One typed condition on one column of entity ``E``, produced by a column reference."""
 
     __slots__ = ("column", "entity", "eq_value", "params", "sql")
 
@@ -152,7 +172,7 @@ class Condition:
     def __repr__(self) -> str:
         return f"Condition({self.sql!r})"
 
-    def not_(self) -> Condition:
+    def not_(self) -> Condition[E]:
         """``NOT (<condition>)``."""
         return Condition(f"NOT ({self.sql})", self.params, entity=self.entity)
 
@@ -221,8 +241,8 @@ def _param(value: Any, where: str = "parameter") -> Any:
     return check_param(value, where)
 
 
-class Column(Generic[T]):
-    """A typed column reference: ``Provider.fields.age.gte(18)``.
+class Column(Generic[T, E]):
+    """A typed column reference of entity ``E`` holding ``T``: ``Provider.fields.age.gte(18)``.
 
     Values are checked when the condition is made (``check_param``): a value that
     is not one SQL scalar (a list to ``eq``, ``nan``, a 300-digit Decimal) raises
@@ -245,7 +265,7 @@ class Column(Generic[T]):
             self.entity = entity
             self.where = f"{entity}.{self.name}"
 
-    def _condition(self, sql: str, params: tuple[Any, ...], eq: bool = False) -> Condition:
+    def _condition(self, sql: str, params: tuple[Any, ...], eq: bool = False) -> Condition[E]:
         if eq:
             return Condition(sql, params, self.name, params[0], self.entity)
         return Condition(sql, params, entity=self.entity)
@@ -261,17 +281,17 @@ class Column(Generic[T]):
         _check_kind(self, value)
         return check_param(value, self.where)
 
-    def _cmp(self, op: str, value: T) -> Condition:
+    def _cmp(self, op: str, value: T) -> Condition[E]:
         return self._condition(f"{self.quoted} {op} ?", (self._value(value),))
 
-    def eq(self, value: T) -> Condition:
+    def eq(self, value: T) -> Condition[E]:
         return self._condition(f"{self.quoted} = ?", (self._value(value),), eq=True)
 
-    def is_(self, value: T) -> Condition:
+    def is_(self, value: T) -> Condition[E]:
         """Same as ``eq`` (the seeds' name for strings, enums and bools)."""
         return self.eq(value)
 
-    def in_(self, values: Iterable[T]) -> Condition:
+    def in_(self, values: Iterable[T]) -> Condition[E]:
         if isinstance(values, str | bytes) or not isinstance(values, Iterable):
             raise TypeError(
                 f"{self.where}: in_() takes a list of values, got {type(values).__name__}"
@@ -281,48 +301,48 @@ class Column(Generic[T]):
             return self._condition("1 = 0", ())
         return self._condition(f"{self.quoted} IN ({','.join('?' * len(items))})", tuple(items))
 
-    def gt(self, value: T) -> Condition:
+    def gt(self, value: T) -> Condition[E]:
         return self._cmp(">", value)
 
-    def gte(self, value: T) -> Condition:
+    def gte(self, value: T) -> Condition[E]:
         return self._cmp(">=", value)
 
-    def lt(self, value: T) -> Condition:
+    def lt(self, value: T) -> Condition[E]:
         return self._cmp("<", value)
 
-    def lte(self, value: T) -> Condition:
+    def lte(self, value: T) -> Condition[E]:
         return self._cmp("<=", value)
 
 
-class NullableColumn(Column[T]):
+class NullableColumn(Column[T, E]):
     """A column that may hold NULL."""
 
     __slots__ = ()
 
-    def is_null(self) -> Condition:
+    def is_null(self) -> Condition[E]:
         return self._condition(f"{self.quoted} IS NULL", ())
 
-    def is_not_null(self) -> Condition:
+    def is_not_null(self) -> Condition[E]:
         return self._condition(f"{self.quoted} IS NOT NULL", ())
 
 
-class StrColumn(Column[str]):
+class StrColumn(Column[str, E]):
     """A text column: adds ``like`` (the caller supplies ``%``)."""
 
     __slots__ = ()
 
-    def like(self, pattern: str) -> Condition:
+    def like(self, pattern: str) -> Condition[E]:
         return _like(self, pattern)
 
 
-class NullableStrColumn(NullableColumn[str]):
+class NullableStrColumn(NullableColumn[str, E]):
     __slots__ = ()
 
-    def like(self, pattern: str) -> Condition:
+    def like(self, pattern: str) -> Condition[E]:
         return _like(self, pattern)
 
 
-def _like(column: Column[Any], pattern: Any) -> Condition:
+def _like(column: Column[Any, E], pattern: Any) -> Condition[E]:
     if not isinstance(pattern, str):
         raise TypeError(f"{column.where}: like() takes a str pattern, got {type(pattern).__name__}")
     return column._condition(f"{column.quoted} LIKE ?", (check_param(pattern, column.where),))
@@ -343,14 +363,14 @@ def _check_kind(column: Column[Any], value: Any) -> None:
     """``value`` fits the column's Python type (``Column[int]``: an int, not ``"abc"``)."""
     if value is None:
         return
-    alias = getattr(column, "__orig_class__", None)
-    args = typing.get_args(alias) if alias is not None else ()
-    if len(args) == 1:
-        kind = args[0]
-    elif isinstance(column, StrColumn | NullableStrColumn):
-        kind = str
+    if isinstance(column, StrColumn | NullableStrColumn):
+        kind: Any = str
     else:
-        return
+        alias = getattr(column, "__orig_class__", None)
+        args = typing.get_args(alias) if alias is not None else ()
+        if not args:
+            return
+        kind = args[0]
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         if isinstance(value, kind) or (isinstance(value, str) and value in {m.value for m in kind}):
             return
@@ -364,35 +384,39 @@ def _check_kind(column: Column[Any], value: Any) -> None:
         raise TypeError(f"{column.where}: expected {kind.__name__}, got {type(value).__name__}")
 
 
-Sortable = (
-    Column[int] | Column[float] | Column[str] | Column[bool] | Column[datetime.date] | Column[Any]
-)
+class Query(Generic[QE]):
+    """A typed search: conditions AND-ed, an optional raw ``Where``, ordering and a page.
 
-
-class Query:
-    """A typed search: conditions AND-ed, an optional raw ``Where``, ordering and a page."""
+    ``QE`` is the entity its conditions and sort columns belong to: ``Query()`` is
+    unbound (any provider takes it); the first ``filter``/``sort_by_*`` with a
+    column of ``ProductEntity`` makes it a ``Query[ProductEntity]`` for mypy.
+    """
 
     __slots__ = ("_conditions", "_order", "_pager", "_where")
 
     def __init__(self) -> None:
-        self._conditions: list[Condition] = []
+        self._conditions: list[Condition[Any]] = []
         self._where: Where | None = None
-        self._order: list[tuple[str, bool]] = []
+        self._order: list[tuple[str, bool, str]] = []  # (quoted column, ascending, entity)
         self._pager: Pager | None = None
 
     def __repr__(self) -> str:
         return f"Query({len(self._conditions)} condition(s), where={self._where!r}, pager={self._pager!r})"
 
-    def clone(self) -> Query:
+    def clone(self) -> Query[QE]:
         """An independent copy (conditions, raw where, order and page)."""
-        other = Query()
+        other: Query[QE] = Query()
         other._conditions = list(self._conditions)
         other._where = self._where
         other._order = list(self._order)
         other._pager = self._pager
         return other
 
-    def filter(self, *conditions: Condition) -> Query:
+    @overload
+    def filter(self: Query[Unfiltered], *conditions: Condition[E2]) -> Query[E2]: ...
+    @overload
+    def filter(self, *conditions: Condition[QE]) -> Query[QE]: ...
+    def filter(self, *conditions: Condition[Any]) -> Query[Any]:
         for cond in conditions:
             if not isinstance(cond, Condition):
                 raise TypeError(
@@ -401,27 +425,35 @@ class Query:
             self._conditions.append(cond)
         return self
 
-    def filter_where(self, where: Where) -> Query:
+    def filter_where(self, where: Where) -> Query[QE]:
         """Set the raw SQL part (a later call replaces it); AND-ed with the conditions."""
         if not isinstance(where, Where):
             raise TypeError(f"Query.filter_where takes a Where, got {type(where).__name__}")
         self._where = where
         return self
 
-    def sort_by_asc(self, column: Column[Any]) -> Query:
-        self._order.append((column.quoted, True))
+    @overload
+    def sort_by_asc(self: Query[Unfiltered], column: Column[Any, E2]) -> Query[E2]: ...
+    @overload
+    def sort_by_asc(self, column: Column[Any, QE]) -> Query[QE]: ...
+    def sort_by_asc(self, column: Column[Any, Any]) -> Query[Any]:
+        self._order.append((_sort_column(column), True, column.entity))
         return self
 
-    def sort_by_desc(self, column: Column[Any]) -> Query:
-        self._order.append((column.quoted, False))
+    @overload
+    def sort_by_desc(self: Query[Unfiltered], column: Column[Any, E2]) -> Query[E2]: ...
+    @overload
+    def sort_by_desc(self, column: Column[Any, QE]) -> Query[QE]: ...
+    def sort_by_desc(self, column: Column[Any, Any]) -> Query[Any]:
+        self._order.append((_sort_column(column), False, column.entity))
         return self
 
-    def pager(self, pager: Pager | None) -> Query:
+    def pager(self, pager: Pager | None) -> Query[QE]:
         self._pager = pager
         return self
 
     @property
-    def conditions(self) -> tuple[Condition, ...]:
+    def conditions(self) -> tuple[Condition[Any], ...]:
         return tuple(self._conditions)
 
     @property
@@ -444,12 +476,20 @@ class Query:
         if not self._order:
             return ""
         return " ORDER BY " + ",".join(
-            f"{col} {'ASC' if asc else 'DESC'}" for col, asc in self._order
+            f"{col} {'ASC' if asc else 'DESC'}" for col, asc, _ in self._order
         )
 
 
+def _sort_column(column: Any) -> str:
+    if not isinstance(column, Column):
+        raise TypeError(
+            f"Query sort_by_* takes a column from Provider.fields, got {type(column).__name__}"
+        )
+    return column.quoted
+
+
 def build_where(
-    conditions: Iterable[Condition], where: Where | None, fake_delete: str | None
+    conditions: Iterable[Condition[Any]], where: Where | None, fake_delete: str | None
 ) -> tuple[str, tuple[Any, ...]]:
     """Join typed conditions, a raw Where and the soft-delete filter with AND."""
     parts: list[str] = []

@@ -52,9 +52,9 @@ class _DeletableUserEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    name: Final = StrColumn("name")
-    email: Final = StrColumn("email")
+    id: Final = Column[int, DeletableUserEntity]("id")
+    name: Final = StrColumn[DeletableUserEntity]("name")
+    email: Final = StrColumn[DeletableUserEntity]("email")
 
 
 class _DeletableUserEntityProvider(ProviderBase[DeletableUserEntity]):

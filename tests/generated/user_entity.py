@@ -56,10 +56,10 @@ class _UserEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    name: Final = StrColumn("name")
-    email: Final = StrColumn("email")
-    age: Final = Column[int]("age")
+    id: Final = Column[int, UserEntity]("id")
+    name: Final = StrColumn[UserEntity]("name")
+    email: Final = StrColumn[UserEntity]("email")
+    age: Final = Column[int, UserEntity]("age")
 
 
 class _UserEntityProvider(ProviderBase[UserEntity]):

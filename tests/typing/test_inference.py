@@ -103,6 +103,27 @@ def bad_queries(ctx: Context) -> None:
     ProductEntityProvider.search_many(ctx, Where("1"))  # E: arg-type
 
 
+def entity_bound_queries(ctx: Context) -> None:
+    P = ProductEntityProvider.fields
+    C = CategoryEntityProvider.fields
+    reveal_type(Query())  # R: fluxa_django.runtime.query.Query[fluxa_django.runtime.query.Unfiltered]
+    reveal_type(Query().filter(P.name.eq("a")))  # R: fluxa_django.runtime.query.Query[tests.generated.product_entity.ProductEntity]
+    reveal_type(Query().sort_by_desc(C.name))  # R: fluxa_django.runtime.query.Query[tests.generated.category_entity.CategoryEntity]
+    ProductEntityProvider.search_many(ctx, Query().filter(P.name.eq("a")).sort_by_asc(P.id))
+    ProductEntityProvider.count(ctx, Query().filter_where(Where("1")).pager(Pager(1, 2)))
+    CategoryEntityProvider.search_one(ctx, Query().filter(C.name.eq("Books")))
+    bound = Query[ProductEntity]()
+    bound.filter(P.price.lt(3)).sort_by_asc(P.name)
+    ProductEntityProvider.search_many_with_total(ctx, bound)
+    CategoryEntityProvider.search_many(ctx, Query().filter(P.name.eq("a")))  # E: arg-type
+    CategoryEntityProvider.count(ctx, Query().sort_by_asc(P.id))  # E: arg-type
+    CategoryEntityProvider.search_one(ctx, bound)  # E: arg-type
+    Query().filter(P.name.eq("a"), C.name.eq("b"))  # E: misc
+    Query().filter(P.name.eq("a")).filter(C.name.eq("b"))  # E: arg-type
+    Query().filter(P.name.eq("a")).sort_by_asc(C.id)  # E: arg-type
+    bound.filter(C.name.eq("b"))  # E: arg-type
+
+
 def typed_view(request: FluxaHttpRequest) -> JsonResponse:
     reveal_type(request.fluxa)  # R: fluxa_django.runtime.context.Context
     category = CategoryEntityProvider.get_by_id(request.fluxa, 1)

@@ -34,8 +34,8 @@ class _CategoryEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    name: Final = StrColumn("name")
+    id: Final = Column[int, CategoryEntity]("id")
+    name: Final = StrColumn[CategoryEntity]("name")
 
 
 class _CategoryEntityProvider(ProviderBase[CategoryEntity]):

@@ -171,18 +171,18 @@ class _CustomerEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    email: Final = StrColumn("email")
-    name: Final = NullableStrColumn("name")
-    age: Final = NullableColumn[int]("age")
-    score: Final = Column[int]("score")
-    balance: Final = Column[float]("balance")
-    rating: Final = Column[float]("rating")
-    vip: Final = Column[bool]("vip")
-    newsletter: Final = NullableColumn[bool]("newsletter")
-    birthday: Final = NullableColumn[datetime.date]("birthday")
-    last_seen: Final = NullableColumn[datetime.datetime]("last_seen")
-    created_at: Final = Column[datetime.datetime]("created_at")
+    id: Final = Column[int, CustomerEntity]("id")
+    email: Final = StrColumn[CustomerEntity]("email")
+    name: Final = NullableStrColumn[CustomerEntity]("name")
+    age: Final = NullableColumn[int, CustomerEntity]("age")
+    score: Final = Column[int, CustomerEntity]("score")
+    balance: Final = Column[float, CustomerEntity]("balance")
+    rating: Final = Column[float, CustomerEntity]("rating")
+    vip: Final = Column[bool, CustomerEntity]("vip")
+    newsletter: Final = NullableColumn[bool, CustomerEntity]("newsletter")
+    birthday: Final = NullableColumn[datetime.date, CustomerEntity]("birthday")
+    last_seen: Final = NullableColumn[datetime.datetime, CustomerEntity]("last_seen")
+    created_at: Final = Column[datetime.datetime, CustomerEntity]("created_at")
 
 
 class _CustomerEntityProvider(ProviderBase[CustomerEntity]):

@@ -224,18 +224,18 @@ class _OrderEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    customer: Final = Column[int]("customer")
-    coupon: Final = NullableColumn[int]("coupon")
-    quantity: Final = Column[int]("quantity")
-    small_delta: Final = Column[int]("small_delta")
-    medium_delta: Final = Column[int]("medium_delta")
-    points: Final = Column[int]("points")
-    big_counter: Final = Column[int]("big_counter")
-    units: Final = Column[int]("units")
-    channel: Final = Column[_ChannelValue]("channel")
-    note: Final = NullableStrColumn("note")
-    created_at: Final = Column[datetime.datetime]("created_at")
+    id: Final = Column[int, OrderEntity]("id")
+    customer: Final = Column[int, OrderEntity]("customer")
+    coupon: Final = NullableColumn[int, OrderEntity]("coupon")
+    quantity: Final = Column[int, OrderEntity]("quantity")
+    small_delta: Final = Column[int, OrderEntity]("small_delta")
+    medium_delta: Final = Column[int, OrderEntity]("medium_delta")
+    points: Final = Column[int, OrderEntity]("points")
+    big_counter: Final = Column[int, OrderEntity]("big_counter")
+    units: Final = Column[int, OrderEntity]("units")
+    channel: Final = Column[_ChannelValue, OrderEntity]("channel")
+    note: Final = NullableStrColumn[OrderEntity]("note")
+    created_at: Final = Column[datetime.datetime, OrderEntity]("created_at")
 
 
 class _OrderEntityProvider(ProviderBase[OrderEntity]):

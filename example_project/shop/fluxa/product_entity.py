@@ -172,16 +172,16 @@ class _ProductEntityFields:
 
     __slots__ = ()
 
-    id: Final = Column[int]("id")
-    name: Final = StrColumn("name")
-    price: Final = Column[float]("price")
-    category: Final = Column[int]("category")
-    status: Final = Column[Status]("status")
-    description: Final = StrColumn("description")
-    weight: Final = NullableColumn[float]("weight")
-    released: Final = NullableColumn[datetime.date]("released")
-    created_at: Final = Column[datetime.datetime]("created_at")
-    updated_at: Final = Column[datetime.datetime]("updated_at")
+    id: Final = Column[int, ProductEntity]("id")
+    name: Final = StrColumn[ProductEntity]("name")
+    price: Final = Column[float, ProductEntity]("price")
+    category: Final = Column[int, ProductEntity]("category")
+    status: Final = Column[Status, ProductEntity]("status")
+    description: Final = StrColumn[ProductEntity]("description")
+    weight: Final = NullableColumn[float, ProductEntity]("weight")
+    released: Final = NullableColumn[datetime.date, ProductEntity]("released")
+    created_at: Final = Column[datetime.datetime, ProductEntity]("created_at")
+    updated_at: Final = Column[datetime.datetime, ProductEntity]("updated_at")
 
 
 class _ProductEntityProvider(ProviderBase[ProductEntity]):
