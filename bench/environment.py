@@ -19,6 +19,7 @@ from bench.fluxa_types import BenchItemProvider, BenchPlainProvider
 from fluxa_django import Engine, Registry
 from fluxa_django.codegen import generate
 from fluxa_django.migrate import apply_alters, plan_mysql
+from fluxa_django.testing.plugin import clear_redis_db
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED_ROOT = REPO / ".fluxa" / "bench_generated"
@@ -204,7 +205,7 @@ def flush_redis() -> None:
     """Empty Redis database 15 (the benchmark's; id counters live there)."""
     client = _redis_client()
     try:
-        client.flushdb()
+        clear_redis_db(client)
     finally:
         client.close()
 

@@ -44,6 +44,7 @@ from fluxa_django.inttypes import int8, int16, int32, int64, uint8, uint16, uint
 from fluxa_django.registry import Registry
 from fluxa_django.runtime.context import Context, current_context
 from fluxa_django.runtime.query import Pager, Query, Where
+from fluxa_django.runtime.search import RedisSearchQuery
 from fluxa_django.schema import Entity, EntitySchema, Reference, References, field
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "PoolError",
     "Query",
     "RedisOptions",
+    "RedisSearchQuery",
     "Reference",
     "References",
     "Registry",

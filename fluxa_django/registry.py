@@ -328,6 +328,7 @@ class Registry:
             redis=frozenset(self.redis_pools),
             local_cache=frozenset(self.local_cache_pools),
             kafka=frozenset(self.kafka_pools),
+            redis_db={code: r.db for code, r in self.redis_pools.items()},
         )
 
     def check(self) -> list[DefinitionError]:

@@ -115,6 +115,7 @@ class EveryTypeEntity(Entity):
 
     class Meta:
         table = "every_type"
+        redis_search = "search"
         indexes = {"Day": ["day"], "StatusColor": ["status", "color"]}
         unique_indexes = {"Short": ["short"]}
 
@@ -139,3 +140,34 @@ class DeletableUserEntity(Entity):
     name: str
     email: str
     fake_delete: bool
+
+
+class Genre(enum.StrEnum):
+    NOVEL = "novel"
+    POETRY = "poetry"
+    ESSAY = "essay"
+
+
+class BookEntity(Entity):
+    """Every searchable field type (Redis Search on the pool "search", database 0)."""
+
+    id: uint32 = field(searchable=True)
+    title: str = field(required=True, length=200, searchable=True, sortable=True)
+    isbn: str = field(length=40, searchable="tag")
+    summary: str | None = field(length="max", searchable="both")
+    pages: uint16 = field(searchable=True, sortable=True)
+    balance: int32 = field(searchable=True)
+    price: float = field(decimal=(10, 2), searchable=True, sortable=True)
+    rating: float | None = field(searchable=True)
+    in_stock: bool = field(searchable=True)
+    published: datetime.date | None = field(searchable=True, sortable=True)
+    updated_at: datetime.datetime = field(searchable=True, sortable=True)
+    genre: Genre = field(searchable=True)
+    tags: set[Tag] | None = field(searchable=True)
+    category: Reference[CategoryEntity] | None = field(searchable=True)
+    note: str = field(length=50)
+    fake_delete: bool
+
+    class Meta:
+        redis_search = "search"
+        redis_cache = True

@@ -33,6 +33,9 @@ FLUXA = {
             "redis": f"{REDIS_ADDRESS}:{REDIS_TEST_DB}",  # reserved for tests: fluxa_ctx flushes it
             "local_cache": 1000,
         },
+        # RediSearch indexes only database 0: shared, so the tests never flush it (the
+        # keys of this app's namespaces are deleted instead)
+        "search": {"redis": f"{REDIS_ADDRESS}:0"},
     },
     "ENTITIES": ["tests.entities"],
     "GENERATED_PACKAGE": "tests.generated",

@@ -112,6 +112,7 @@ def test_checks_do_no_network_io() -> None:
                 "redis": "127.0.0.1:1:0",
                 "local_cache": 10,
             },
+            "search": {"redis": "127.0.0.1:1:0"},
             "events": {"kafka": {"brokers": ["127.0.0.1:1"]}},
             "analytics": {"clickhouse": {"uri": "clickhouse://127.0.0.1:1/default"}},
         },

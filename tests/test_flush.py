@@ -13,7 +13,7 @@ from django.db import transaction
 
 from fluxa_django import Context, EntityNotFound, IntegrityError, OperationalError, Query
 from fluxa_django.runtime.state import state_of
-from fluxa_django.testing.plugin import QueryCounter
+from fluxa_django.testing.plugin import QueryCounter, clear_redis_db
 from tests.generated import (
     CategoryEntity,
     CategoryEntityProvider,
@@ -442,12 +442,13 @@ def test_each_engine_allocates_ids_from_its_own_database(fluxa_ctx: Context, mys
     registry = Registry()
     registry.register_mysql(mysql_uri(mysql_db))
     registry.register_redis(REDIS_ADDRESS, REDIS_TEST_DB)
+    registry.register_redis(REDIS_ADDRESS, 0, "search")
     registry.register_local_cache("default", 10)
     registry.register_entity(*entity_classes(["tests.entities"]))
     other = registry.validate()
     try:
         apply_alters(other, plan_mysql(other).alters)
-        other.redis().client.flushdb()
+        clear_redis_db(other.redis().client)
         other.mysql().exec("INSERT INTO CategoryEntity (id, name) VALUES (?, ?)", 5000, "theirs")
         mine = CategoryEntityProvider.new(fluxa_ctx).id
         theirs = CategoryEntityProvider.new(other.new_context()).id
@@ -455,7 +456,7 @@ def test_each_engine_allocates_ids_from_its_own_database(fluxa_ctx: Context, mys
         assert mine < 5000
         assert CategoryEntityProvider.new(fluxa_ctx).id == mine + 1
     finally:
-        other.redis().client.flushdb()
+        clear_redis_db(other.redis().client)
         other.close()
 
 

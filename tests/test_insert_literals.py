@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from fluxa_django import Context, MySQLOptions, Registry
 from fluxa_django.backends.mysql import row_literals
+from fluxa_django.testing.plugin import clear_redis_db
 from tests.generated import CategoryEntityProvider, EveryTypeEntityProvider
 from tests.services import MYSQL_HOST, MYSQL_PORT, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
@@ -135,6 +136,7 @@ def test_a_connection_that_is_not_utf8_inserts_through_the_driver(mysql_db: str)
     options = MySQLOptions(default_encoding="latin1", default_collate="swedish_ci")
     registry.register_mysql(mysql_uri(mysql_db), options=options)
     registry.register_redis(REDIS_ADDRESS, REDIS_TEST_DB)
+    registry.register_redis(REDIS_ADDRESS, 0, "search")
     registry.register_local_cache("default", 10)
     registry.register_entity(*entity_classes(["tests.entities"]))
     engine = registry.validate()
@@ -151,7 +153,7 @@ def test_a_connection_that_is_not_utf8_inserts_through_the_driver(mysql_db: str)
         rows = engine.mysql().query("SELECT `id`,`name` FROM `CategoryEntity` ORDER BY `id`")
         assert rows == list(zip(ids, names, strict=True))
     finally:
-        engine.redis().client.flushdb()
+        clear_redis_db(engine.redis().client)
         engine.close()
 
 

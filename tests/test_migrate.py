@@ -28,6 +28,7 @@ def engine_for(db: str, *entities: type[Entity], options: MySQLOptions | None = 
     registry = Registry()
     registry.register_mysql(mysql_uri(db), options=options)
     registry.register_redis(REDIS_ADDRESS, 0)
+    registry.register_redis(REDIS_ADDRESS, 0, "search")
     registry.register_local_cache("default", 100)
     registry.register_entity(*entities)
     return registry.validate()

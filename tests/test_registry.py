@@ -34,6 +34,7 @@ from fluxa_django import (
 from fluxa_django.conf import entity_classes
 from fluxa_django.errors import ConfigError, DefinitionErrors
 from tests.entities import (
+    BookEntity,
     CategoryEntity,
     DeletableUserEntity,
     EveryTypeEntity,
@@ -558,6 +559,7 @@ def entities_registry(*, with_redis: bool) -> Registry:
     registry.register_local_cache("default", 1000)
     if with_redis:
         registry.register_redis("127.0.0.1:6380", 0)
+        registry.register_redis("127.0.0.1:6380", 0, "search")
     registry.register_entity(*entity_classes(["tests.entities"]))
     return registry
 
@@ -570,6 +572,7 @@ def test_check_test_entities_is_clean() -> None:
         EveryTypeEntity,
         UserEntity,
         DeletableUserEntity,
+        BookEntity,
     }
     assert registry.check() == []
 
@@ -577,8 +580,14 @@ def test_check_test_entities_is_clean() -> None:
 def test_check_reports_missing_redis_pool() -> None:
     errors = entities_registry(with_redis=False).check()
     assert {e.code for e in errors} == {"E027"}
-    assert {e.entity for e in errors} == {"ProductEntity", "EveryTypeEntity", "UserEntity"}
-    assert all("redis pool 'default'" in str(e) for e in errors)
+    assert {e.entity for e in errors} == {
+        "ProductEntity",
+        "EveryTypeEntity",
+        "UserEntity",
+        "BookEntity",
+    }
+    assert all("redis pool 'default'" in str(e) or "redis pool 'search'" in str(e) for e in errors)
+    assert any("redis pool 'search'" in str(e) and e.entity == "BookEntity" for e in errors)
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def test_column_kinds_and_metadata(schemas: dict[type[Entity], EntitySchema]) ->
     u8, i8 = s.column("u8").int_width, s.column("i8").int_width
     assert u8 is not None and u8.max == 255 and u8.min == 0
     assert i8 is not None and i8.min == -128 and i8.max == 127
-    assert s.redis_search == "default"
+    assert s.redis_search == "search"
     with pytest.raises(KeyError, match="skipped"):
         s.column("skipped")
 

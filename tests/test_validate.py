@@ -25,6 +25,7 @@ from fluxa_django.conf import entity_classes
 from fluxa_django.engine import Engine
 from fluxa_django.errors import DefinitionErrors, FluxaError, PoolError
 from tests.entities import (
+    BookEntity,
     CategoryEntity,
     DeletableUserEntity,
     EveryTypeEntity,
@@ -89,6 +90,7 @@ def full_engine(mysql_db: str) -> Iterator[Engine]:
     registry = Registry()
     registry.register_mysql(mysql_uri(mysql_db))
     registry.register_redis(REDIS_ADDRESS, 0)
+    registry.register_redis(REDIS_ADDRESS, 0, "search")  # BookEntity, EveryTypeEntity
     registry.register_local_cache("default", 100)
     registry.register_clickhouse(CLICKHOUSE_URI, "analytics")
     registry.register_kafka([KAFKA_BROKER], "events")
@@ -108,6 +110,7 @@ def test_validate_returns_a_working_engine(full_engine: Engine, mysql_db: str) -
         EveryTypeEntity,
         UserEntity,
         DeletableUserEntity,
+        BookEntity,
     }
     assert full_engine.schema("ProductEntity").table == "ProductEntity"
     assert full_engine.option("app_name") == "validate-test"

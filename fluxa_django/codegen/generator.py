@@ -177,6 +177,9 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         imports.add(("fluxa_django.runtime", "values as _v"))
     for _, ref in field_refs:
         imports.add(("fluxa_django.runtime.query", flat(ref).split("[")[0].split("(")[0]))
+    search_refs = _search_references(schema)
+    for _, ref in search_refs:
+        imports.add(("fluxa_django.runtime.search", flat(ref).split("[")[0].split("(")[0]))
     if index_methods:
         imports.add(("fluxa_django.runtime.context", "Context"))
         imports.add(("fluxa_django.runtime.query", "Condition"))
@@ -217,6 +220,17 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
     for column_name, ref in field_refs:
         lines += _field_reference(column_name, ref)
     lines += ["", ""]
+    if search_refs:
+        lines += [
+            f"class _{name}SearchFields:",
+            f'    """Redis Search conditions of {name} for ``RedisSearchQuery().filter(...)``."""',
+            "",
+            "    __slots__ = ()",
+            "",
+        ]
+        for column_name, ref in search_refs:
+            lines += _field_reference(column_name, ref)
+        lines += ["", ""]
     # -- provider ------------------------------------------------------------------------
     cols = ",".join(quote_name(c.name) for c in columns)
     table = quote_name(schema.table)
@@ -250,8 +264,11 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "required_references": py_value(required),
         "default_row": tuple_(["0", *(code.default for code in codes)]),
         **_cache_attributes(schema),
+        **_search_attributes(schema),
         "fields: Final": f"_{name}Fields()",
     }
+    if search_refs:
+        attributes["fields_redis_search: Final"] = f"_{name}SearchFields()"
     lines += [
         *lay_out(Brackets(f"class _{name}Provider(", (f"ProviderBase[{name}]",), "):"), 0),
         f'    """Reads, searches and creates {name} entities (use the ``{name}Provider`` singleton)."""',
@@ -297,6 +314,65 @@ def _top_level(types: str) -> list[str]:
             start = i + 1
     parts.append(types[start:].strip())
     return parts
+
+
+_NUMERIC_KIND = {
+    FieldKind.INT: "int",
+    FieldKind.FLOAT: "float",
+    FieldKind.BOOL: "bool",
+    FieldKind.DATE: "date",
+    FieldKind.DATETIME: "datetime",
+}
+
+
+def _search_references(schema: EntitySchema) -> list[tuple[str, Expr]]:
+    """``(name, NumericSearchField[...]("name", ...))`` of each searchable column."""
+    refs: list[tuple[str, Expr]] = []
+    for column in schema.columns:
+        kind = column.search_type
+        if kind is None:
+            continue
+        options = []
+        if column.nullable:
+            options.append("nullable=True")
+        if column.sortable:
+            options.append("sortable=True")
+        name = py_str(column.name)
+        if kind == "NUMERIC":
+            vt = value_type(column)
+            ref = call(
+                f"NumericSearchField[{vt}, {schema.name}]",
+                name,
+                py_str(_NUMERIC_KIND[column.kind]),
+                *options,
+            )
+        elif kind == "TAG":
+            if column.kind is FieldKind.SET:
+                vt = value_type(column).removeprefix("set[").removesuffix("]")
+            else:
+                vt = value_type(column)
+            tag_kind = "int" if vt == "int" else "str"
+            ref = call(f"TagSearchField[{vt}, {schema.name}]", name, py_str(tag_kind), *options)
+        elif kind == "TEXT":
+            ref = call(f"TextSearchField[{schema.name}]", name, *options)
+        else:
+            ref = call(f"TextTagSearchField[{schema.name}]", name, *options)
+        refs.append((column.name, ref))
+    return refs
+
+
+def _search_attributes(schema: EntitySchema) -> dict[str, Expr]:
+    """The provider attributes of Redis Search (only for entities with searchable fields)."""
+    from fluxa_django.runtime.search_index import spec_of
+
+    spec = spec_of(schema)
+    if not spec:
+        return {}
+    return {
+        "search_pool": py_str(schema.redis_search or "default"),
+        "search_spec": py_value(spec),
+        "search_positions": call("frozenset", py_value(tuple(s[1] for s in spec))),
+    }
 
 
 def _cache_attributes(schema: EntitySchema) -> dict[str, Expr]:

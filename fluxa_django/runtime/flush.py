@@ -21,6 +21,7 @@ from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime import outer
 from fluxa_django.runtime.entity import DELETE, FORCE_DELETE, GONE, NEW, EntityBase
 from fluxa_django.runtime.flushkeys import FlushKeys, UniqueIndex, collect_keys
+from fluxa_django.runtime.search_index import SearchIndex, document
 
 if TYPE_CHECKING:
     from fluxa_django.runtime.context import Context
@@ -113,6 +114,66 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
     return list(collect_keys(entries).values()) if entries else []
 
 
+# Per searchable table: its index and the documents to write ((id, fields | None: delete)).
+SearchWork = list[tuple[SearchIndex, list[tuple[int, list[str] | None]]]]
+# The same after the counters were taken: (id, counter value, fields | None).
+Claimed = list[tuple[SearchIndex, list[tuple[int, str, list[str] | None]]]]
+
+
+def _search_work(ctx: Context, tables: dict[str, TablePlan]) -> SearchWork:
+    """The Redis Search documents the writes of one MySQL pool change (runtime/search.py):
+    a live inserted row gets its document, an update touching a searchable column or the
+    soft-delete flag rewrites or removes it, a deleted row loses it."""
+    work: SearchWork = []
+    for table in tables.values():
+        provider = table.provider
+        if provider.search_pool is None:
+            continue
+        index = provider._binding(ctx).search
+        assert index is not None
+        spec, fd, positions = (
+            provider.search_spec,
+            provider.fake_delete_index,
+            provider.search_positions,
+        )
+        docs: list[tuple[int, list[str] | None]] = []
+        for _, row in table.inserts:
+            if fd is None or not row[fd]:  # a row inserted soft-deleted is never indexed
+                docs.append((row[0], document(spec, row)))
+        for _, row, changed, soft in table.updates:
+            if fd is not None and (soft or fd in changed):
+                docs.append((row[0], None if row[fd] else document(spec, row)))
+            elif not positions.isdisjoint(changed):
+                docs.append((row[0], document(spec, row)))
+        for entity in table.deletes:
+            docs.append((entity._row[0], None))
+        if docs:
+            work.append((index, docs))
+    return work
+
+
+def _claim(work: SearchWork | None) -> Claimed:
+    """Inside the transaction, after the statements: the rows' write counters."""
+    claimed: Claimed = []
+    for index, docs in work or ():
+        seen = index.claim(id_ for id_, _ in docs)
+        claimed.append((index, [(id_, seen[id_], fields) for id_, fields in docs]))
+    return claimed
+
+
+def _write_documents(claimed: Claimed) -> None:
+    for index, items in claimed:
+        index.after_commit(items)
+
+
+def _repair_documents(claimed: Claimed) -> None:
+    """A flush that failed after taking counters may have made a committed flush skip its
+    documents: make them equal to MySQL again (best effort; the error is raised anyway)."""
+    for index, items in claimed:
+        with contextlib.suppress(Exception):
+            index.sync([id_ for id_, _, _ in items])
+
+
 def _release(keys: list[FlushKeys], committed: bool) -> None:
     for flush_keys in keys:
         flush_keys.release(committed)
@@ -137,6 +198,8 @@ def flush(ctx: Context) -> None:
     deferred_by_alias: dict[str, list[Callable[[], None]]] = {}
     immediate: list[Callable[[], None]] = []
     unwritten = set(pools)
+    search_work = {code: _search_work(ctx, tables) for code, tables in pools.items()}
+    claimed: Claimed = []
     try:
         for pool_code in sorted(pools):
             tables = pools[pool_code]
@@ -147,29 +210,37 @@ def flush(ctx: Context) -> None:
                 # this flush's statements only, whatever the caller does next.
                 with outer.active().savepoint(pool.django_alias):
                     _write(ctx, raw, pool_code, tables)
+                    claimed = _claim(search_work[pool_code])
             else:
                 with pool.begin() as tx:
                     _write(ctx, tx.raw, pool_code, tables)
+                    claimed = _claim(search_work[pool_code])
             unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
             if unwritten:  # a later pool may fail: these entities are done with
                 for table in tables.values():
                     for entity in table.entities():
                         ctx._untrack(entity)
-            # After the commit, before any hook: caches first, then the hooks.
+            # After the commit, before any hook: caches and search documents first,
+            # then the hooks.
             release = partial(_release, cache_keys[pool_code], True)
+            documents = partial(_write_documents, claimed)
             if sql_runner.in_outer_transaction(pool):
                 if raw is None:
                     # The pool committed on its own connection: caches change now,
                     # only the hooks wait for Django's commit.
                     immediate.append(release)
+                    immediate.append(documents)
                 else:
-                    effects.insert(0, release)
+                    effects[0:0] = [release, documents]
                 deferred_by_alias.setdefault(pool.django_alias or "default", []).extend(effects)
             else:
                 immediate.append(release)
+                immediate.append(documents)
                 immediate.extend(effects)
+            claimed = []
     except BaseException:
+        _repair_documents(claimed)
         # Pools not written (rolled back or never reached) keep their rows: drop the
         # markers, and evict local copies too (a connection lost during COMMIT leaves
         # the outcome unknown; an extra eviction costs nothing).

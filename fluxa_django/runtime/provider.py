@@ -15,14 +15,17 @@ from fluxa_django.errors import EntityNotFound
 from fluxa_django.runtime.context import _MISSING, Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.query import Column, Condition, Pager, Query, Unfiltered, Where
+from fluxa_django.runtime.search import RedisSearchQuery
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.engine import Engine
+    from fluxa_django.runtime.search_index import SearchIndex, SearchSpec
     from fluxa_django.runtime.state import Binding
     from fluxa_django.runtime.tiers import Tiers
 
 E = TypeVar("E", bound=EntityBase)
+SEARCH_WINDOW = 10_000  # RediSearch's MAXSEARCHRESULTS: pages beyond go through a cursor
 _ID: Column[int] = Column("id")
 InsertHook = Callable[[Context, Any], None]
 UpdateHook = Callable[[Context, Any, dict[str, Any]], None]
@@ -61,6 +64,11 @@ class ProviderBase(Generic[E]):
     cache_stamp: ClassVar[str] = ""  # schema stamp of cached rows
     # Meta.cached_unique_indexes: (name, row positions, column names)
     cached_uniques: ClassVar[tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...]] = ()
+    # Redis Search (runtime/search.py): the pool (None: no searchable field) and the
+    # searchable columns (hash field, position, FT type, encoding, sortable, nullable)
+    search_pool: ClassVar[str | None] = None
+    search_spec: ClassVar[SearchSpec] = ()
+    search_positions: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(self) -> None:
         self._after_insert: InsertHook | None = None
@@ -349,6 +357,101 @@ class ProviderBase(Generic[E]):
         if one:
             return self.search_many(ctx, query.pager(Pager(1, 1)))
         return self.search_many(ctx, query.sort_by_asc(_ID).pager(pager))
+
+    # -- Redis Search ---------------------------------------------------------------
+
+    def _search(self, ctx: Context, query: RedisSearchQuery[Any]) -> SearchIndex:
+        index = self._binding(ctx).search
+        if index is None:
+            raise TypeError(
+                f"{self.entity_name} has no searchable field: mark fields "
+                "`field(searchable=True)` to search it in Redis"
+            )
+        if not isinstance(query, RedisSearchQuery):
+            raise TypeError(
+                f"{self.entity_name}Provider: expected a RedisSearchQuery, "
+                f"got {type(query).__name__}"
+            )
+        for entity in query.entities():
+            if entity != self.entity_name:
+                raise TypeError(
+                    f"{self.entity_name}Provider: a Redis Search condition on {entity} cannot "
+                    f"search {self.entity_name} (use {self.entity_name}Provider.fields_redis_search)"
+                )
+        return index
+
+    def _search_page(
+        self, ctx: Context, query: RedisSearchQuery[Any], limit: int | None = None
+    ) -> tuple[int, list[int]]:
+        index = self._search(ctx, query)
+        if query.matches_nothing():
+            return 0, []
+        text, sort = query.query_string(), query.sort_args()
+        page = query.page
+        offset, size = (page.offset, page.size) if page is not None else (0, SEARCH_WINDOW)
+        if limit is not None:
+            size = min(size, limit)
+        if offset + size <= SEARCH_WINDOW:
+            total, ids = index.search(text, sort, offset, size)
+            if page is not None or total <= len(ids) or limit is not None:
+                return total, ids
+        total, _ = index.search(text, sort, 0, 0)
+        ids = index.all_ids(text, sort, offset)
+        return total, ids if page is None else ids[:size]
+
+    def search_ids_in_redis(
+        self, ctx: Context, query: RedisSearchQuery[E] | RedisSearchQuery[Unfiltered]
+    ) -> list[int]:
+        """The ids matching ``query`` in its order (all of them without a pager)."""
+        return self._search_page(ctx, query)[1]
+
+    def search_many_in_redis(
+        self, ctx: Context, query: RedisSearchQuery[E] | RedisSearchQuery[Unfiltered]
+    ) -> list[E]:
+        """The entities matching ``query``: ids from one ``FT.SEARCH``, entities through the
+        context cache and the cache tiers (one round trip per tier), in the query's order."""
+        return self._search_hydrate(ctx, self._search_page(ctx, query)[1])
+
+    def search_many_in_redis_with_total(
+        self, ctx: Context, query: RedisSearchQuery[E] | RedisSearchQuery[Unfiltered]
+    ) -> tuple[list[E], int]:
+        """The page of ``query`` and the number of all matches, from one ``FT.SEARCH``."""
+        total, ids = self._search_page(ctx, query)
+        return self._search_hydrate(ctx, ids), total
+
+    def search_one_in_redis(
+        self, ctx: Context, query: RedisSearchQuery[E] | RedisSearchQuery[Unfiltered]
+    ) -> E | None:
+        """The first match of ``query`` (its pager is ignored)."""
+        ids = self._search_page(ctx, query, limit=1)[1]
+        found = self._search_hydrate(ctx, ids[:1])
+        return found[0] if found else None
+
+    def count_in_redis(
+        self, ctx: Context, query: RedisSearchQuery[E] | RedisSearchQuery[Unfiltered]
+    ) -> int:
+        """The number of matches (``FT.SEARCH ... LIMIT 0 0``)."""
+        index = self._search(ctx, query)
+        if query.matches_nothing():
+            return 0
+        return index.search(query.query_string(), [], 0, 0)[0]
+
+    def _search_hydrate(self, ctx: Context, ids: list[int]) -> list[E]:
+        found = self.get_by_ids(ctx, ids)
+        deleted = self.fake_delete_index
+        if deleted is None:
+            return found
+        return [e for e in found if not e._stored[deleted]]  # deleted since it was indexed
+
+    def reindex_redis_search(
+        self, ctx: Context, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Rebuild this entity's index from MySQL (a new index, back-filled, then the
+        alias switched to it: searches meanwhile use the previous index)."""
+        index = self._binding(ctx).search
+        if index is None:
+            raise TypeError(f"{self.entity_name} has no searchable field")
+        index.build(force=True, progress=progress)
 
     def clear_redis_cache(self, ctx: Context) -> int:
         """Delete this entity's Redis cache entries (and local rows everywhere); returns the count."""

@@ -29,13 +29,14 @@ if TYPE_CHECKING:
     from fluxa_django.runtime.ids import IdAllocator
     from fluxa_django.runtime.invalidation import InvalidationBus
     from fluxa_django.runtime.provider import ProviderBase
+    from fluxa_django.runtime.search_index import SearchIndex
     from fluxa_django.runtime.tiers import Tiers
 
 
 class Binding:
     """One entity type on one engine."""
 
-    __slots__ = ("_ids", "_state", "entity", "id_max", "pool", "rows", "table", "tiers")
+    __slots__ = ("_ids", "_state", "entity", "id_max", "pool", "rows", "search", "table", "tiers")
 
     def __init__(self, state: EngineState, provider: ProviderBase[Any]) -> None:
         engine = state.engine
@@ -57,6 +58,9 @@ class Binding:
         self.tiers: Tiers | None = None
         if provider.cached or provider.cached_uniques:
             self.tiers = state.tiers_for(provider, self.pool, self.rows)
+        self.search: SearchIndex | None = None
+        if provider.search_pool is not None:
+            self.search = state.search_for(provider, self.pool)
         self._ids: IdAllocator | None = None
 
     def __repr__(self) -> str:
@@ -131,6 +135,28 @@ class EngineState:
             redis_pool=engine.redis(code),
             local=local,
             bus=self.bus(code) if local is not None else None,
+        )
+
+    def search_for(self, provider: ProviderBase[Any], pool: MySQLPool) -> SearchIndex:
+        from fluxa_django.runtime.search_index import SearchIndex
+
+        code = provider.search_pool
+        assert code is not None
+        if code not in self.engine.redis_pools:
+            raise ConfigError(
+                f"entity {provider.entity_name}: its Redis Search index needs Redis pool "
+                f"{code!r}, which is not registered"
+            )
+        return SearchIndex(
+            entity=provider.entity_name,
+            table=provider.table,
+            spec=provider.search_spec,
+            redis_pool=self.engine.redis(code),
+            mysql=pool,
+            identity=namespace.database_identity(pool),
+            app_name=self.app_name,
+            columns_sql=provider.select_sql.removeprefix("SELECT ").split(" FROM ")[0],
+            fake_delete="fake_delete" if provider.fake_delete_sql else None,
         )
 
     def bus(self, code: str) -> InvalidationBus:

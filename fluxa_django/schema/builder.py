@@ -51,6 +51,7 @@ INT64 = IntWidth(64, False)
 _INT_SQL = {8: "tinyint", 16: "smallint", 24: "mediumint", 32: "int", 64: "bigint"}
 _SEARCHABLE_KINDS = frozenset(
     {
+        FieldKind.ID,
         FieldKind.INT,
         FieldKind.BOOL,
         FieldKind.FLOAT,
@@ -71,6 +72,28 @@ _KIND_TAGS: dict[FieldKind, frozenset[str]] = {
     FieldKind.BYTES: frozenset({"mediumblob", "longblob"}),
 }
 _ALWAYS_TAGS = frozenset({"required", "ignore", "searchable", "sortable"})
+# How Redis Search indexes each kind (strings: TEXT, or as asked with searchable=)
+_SEARCH_TYPES = {
+    FieldKind.ID: "TAG",
+    FieldKind.INT: "NUMERIC",
+    FieldKind.BOOL: "NUMERIC",
+    FieldKind.FLOAT: "NUMERIC",
+    FieldKind.DATE: "NUMERIC",
+    FieldKind.DATETIME: "NUMERIC",
+    FieldKind.ENUM: "TAG",
+    FieldKind.SET: "TAG",
+    FieldKind.REFERENCE: "TAG",
+    FieldKind.STR: "TEXT",
+}
+_STR_SEARCH = {True: "TEXT", "text": "TEXT", "tag": "TAG", "both": "TEXT+TAG"}
+
+
+def _search_type(kind: FieldKind, searchable: Any) -> str | None:
+    if not searchable:
+        return None
+    if kind is FieldKind.STR:
+        return _STR_SEARCH[searchable]
+    return _SEARCH_TYPES[kind]
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class PoolCatalog:
     redis: frozenset[str] | None = None
     local_cache: frozenset[str] | None = None
     kafka: frozenset[str] | None = None
+    redis_db: Mapping[str, int] | None = None  # the database number of each Redis pool
     default_table_options: TableOptions = field(
         default_factory=lambda: TableOptions("utf8mb4", "utf8mb4_unicode_520_ci")
     )
@@ -278,6 +302,24 @@ class SchemaBuilder:
         if opts.searchable and draft.kind not in _SEARCHABLE_KINDS:
             self._error("E029", cls, f"{draft.kind.value} fields cannot be searchable", name)
             return None
+        if opts.searchable not in (True, False, "text", "tag", "both"):
+            self._error(
+                "E029",
+                cls,
+                f"searchable must be True, 'text', 'tag' or 'both', got {opts.searchable!r}",
+                name,
+            )
+            return None
+        if opts.searchable in ("text", "tag", "both") and draft.kind is not FieldKind.STR:
+            self._error(
+                "E029",
+                cls,
+                f"searchable={opts.searchable!r} applies to str fields only "
+                f"({draft.kind.value} fields are indexed as "
+                f"{_SEARCH_TYPES.get(draft.kind, 'NUMERIC')})",
+                name,
+            )
+            return None
         if not self._check_tags(cls, draft):
             return None
         return draft
@@ -451,6 +493,16 @@ class SchemaBuilder:
         ok = self._check_pool(cls, "mysql", mysql_pool, self.pools.mysql)
         ok &= self._check_pool(cls, "redis", redis_cache, self.pools.redis)
         ok &= self._check_pool(cls, "redis", redis_search, self.pools.redis)
+        search_db = (self.pools.redis_db or {}).get(redis_search or "")
+        if search_db:  # RediSearch refuses FT.CREATE on any database but 0
+            self._error(
+                "E032",
+                cls,
+                f"Redis Search needs database 0, but redis pool {redis_search!r} uses "
+                f"database {search_db} (RediSearch indexes only database 0: give the "
+                "search index a pool on database 0 with Meta.redis_search)",
+            )
+            ok = False
         ok &= self._check_pool(cls, "local cache", local_cache, self.pools.local_cache)
         ok &= self._check_pool(cls, "kafka", debezium, self.pools.kafka)
         table_options = self.pools.table_options(mysql_pool)
@@ -501,7 +553,11 @@ class SchemaBuilder:
                 return ColumnType(sql, True, True, None, **extra)
             return ColumnType(sql, False, zero is not None, zero, **extra)
 
-        kw: dict[str, Any] = {"searchable": o.searchable, "sortable": o.sortable}
+        kw: dict[str, Any] = {
+            "searchable": bool(o.searchable),
+            "sortable": o.sortable,
+            "search_type": _search_type(d.kind, o.searchable),
+        }
         kind = d.kind
         if kind is FieldKind.ID:
             assert d.int_width is not None

@@ -57,7 +57,7 @@ class FieldOptions:
     mediumint: bool = False
     mediumblob: bool = False
     longblob: bool = False
-    searchable: bool = False
+    searchable: bool | Literal["text", "tag", "both"] = False
     sortable: bool = False
     ignore: bool = False
 
@@ -82,7 +82,7 @@ def field(
     mediumint: bool = False,
     mediumblob: bool = False,
     longblob: bool = False,
-    searchable: bool = False,
+    searchable: bool | Literal["text", "tag", "both"] = False,
     sortable: bool = False,
     ignore: bool = False,
 ) -> Any:

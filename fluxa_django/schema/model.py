@@ -92,6 +92,8 @@ class ColumnSchema:
     reference: str | None = None  # name of the referenced entity
     searchable: bool = False
     sortable: bool = False
+    # how Redis Search indexes it: "NUMERIC", "TAG", "TEXT" or "TEXT+TAG" (None: not indexed)
+    search_type: str | None = None
 
     @property
     def nullable(self) -> bool:
@@ -168,7 +170,7 @@ class EntitySchema:
             parts.append(
                 f"{c.name}:{c.kind.name}:{c.definition.sql_type}:{c.nullable}:{c.int_width}:"
                 f"{c.length}:{c.enum_values}:{enum_class}:{c.decimal}:{c.precision}:"
-                f"{c.unsigned}:{c.reference}:{c.searchable}:{c.sortable}"
+                f"{c.unsigned}:{c.reference}:{c.searchable}:{c.sortable}:{c.search_type}"
             )
         parts += [f"{i.name}:{','.join(i.columns)}:{i.unique}:{i.cached}" for i in self.indexes]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]

@@ -20,11 +20,14 @@ from typing import Any
 import pytest
 
 from fluxa_django.engine import Engine
+from fluxa_django.migrate.search import apply_search, plan_search
 from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.ids import CREATE_LEDGER, LEDGER
-from fluxa_django.runtime.namespace import IDENTITY_ROW
+from fluxa_django.runtime.namespace import IDENTITY_ROW, database_identity, key_prefix
 from fluxa_django.runtime.observe import OBSERVERS
+from fluxa_django.runtime.search_index import for_schema
 from fluxa_django.runtime.state import state_of
+from fluxa_django.schema.model import EntitySchema
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -98,9 +101,14 @@ def fluxa_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
                 _database(pool.uri, "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
         engine = registry.validate()
         apply_alters(engine, plan_mysql(engine).alters)
+        apply_search(engine, plan_search(engine))
     conf._engine = engine  # get_engine() and the middleware use the test engine
     yield engine
     conf._engine = None
+    for schema in engine.schemas.values():
+        if schema.redis_search is not None:  # the test database goes: so do its indexes
+            with contextlib.suppress(Exception):
+                for_schema(engine, schema).drop()
     engine.close()
     for pool in registry.mysql_pools.values():
         if pool.django_alias is None:
@@ -121,11 +129,47 @@ def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
             f"DELETE FROM `{LEDGER}` WHERE `table_name` <> ?", IDENTITY_ROW
         )
     state_of(fluxa_engine).forget_ids()
+    search_pools: set[str] = {
+        s.redis_search for s in fluxa_engine.schemas.values() if s.redis_search
+    }
     for pool in fluxa_engine.redis_pools.values():
-        pool.client.flushdb()
+        if pool.code not in search_pools:
+            clear_redis_db(pool.client)
+    for schema in fluxa_engine.schemas.values():
+        # database 0 of a search pool is shared (RediSearch indexes only database 0, and
+        # FLUSHDB would drop the indexes): delete this application's keys there instead
+        if schema.redis_search is not None:
+            for_schema(fluxa_engine, schema).clear()
+        for code in {schema.redis_cache or "", schema.redis_search or ""} & search_pools:
+            _delete_matching(fluxa_engine.redis(code).client, _cache_glob(fluxa_engine, schema))
     for cache in fluxa_engine.local_cache_pools.values():
         cache.clear()
     return fluxa_engine.new_context()
+
+
+def _cache_glob(engine: Engine, schema: EntitySchema) -> str:
+    mysql = engine.mysql(schema.mysql_pool)
+    prefix = key_prefix(
+        database_identity(mysql), mysql.database, schema.table, str(engine.option("app_name") or "")
+    )
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+
+
+def clear_redis_db(client: Any) -> None:
+    """Delete every key of the client's database, like ``FLUSHDB`` but key by key:
+    on a server with RediSearch, ``FLUSHDB`` of *any* database drops *every* search
+    index of the server (other applications' too)."""
+    _delete_matching(client, "*")
+
+
+def _delete_matching(client: Any, pattern: str) -> None:
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor, match=pattern, count=1000)
+        if keys:
+            client.unlink(*keys)
+        if not cursor:
+            break
 
 
 class QueryCounter:

@@ -21,6 +21,7 @@ from fluxa_django.runtime.query import (
     Pager,
     StrColumn,
 )
+from fluxa_django.runtime.search import TextSearchField
 from tests.entities import Status, Tag
 
 from . import category_entity as _category_entity
@@ -656,6 +657,14 @@ class _EveryTypeEntityFields:
     updated_at: Final = Column[datetime.datetime, EveryTypeEntity]("updated_at")
 
 
+class _EveryTypeEntitySearchFields:
+    """Redis Search conditions of EveryTypeEntity for ``RedisSearchQuery().filter(...)``."""
+
+    __slots__ = ()
+
+    title: Final = TextSearchField[EveryTypeEntity]("title", sortable=True)
+
+
 class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
     """Reads, searches and creates EveryTypeEntity entities (use the ``EveryTypeEntityProvider`` singleton)."""
 
@@ -665,7 +674,7 @@ class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "EveryTypeEntity"
-    schema_stamp = "2c57c9e63942"
+    schema_stamp = "0bf40c264f4d"
     id_max = 4294967295
     select_sql = "SELECT `id`,`u8`,`u16`,`u32`,`u32m`,`u64`,`i8`,`i16`,`i32`,`i32m`,`i64`,`plain_int`,`n_u8`,`n_i64`,`flag`,`n_flag`,`ratio`,`n_ratio`,`money`,`rounded`,`positive`,`text`,`n_text`,`short`,`long_text`,`n_long_text`,`data`,`n_data`,`medium_data`,`long_data`,`day`,`n_day`,`moment`,`n_moment`,`status`,`n_status`,`color`,`tags`,`n_tags`,`sizes`,`category`,`n_category`,`categories`,`n_categories`,`title`,`updated_at` FROM `every_type`"
     count_sql = "SELECT COUNT(*) FROM `every_type`"
@@ -822,7 +831,11 @@ class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
         "",
         datetime.datetime(1000, 1, 1),
     )
+    search_pool = "search"
+    search_spec = (("title", 44, "TEXT", "text", True, False),)
+    search_positions = frozenset((44,))
     fields: Final = _EveryTypeEntityFields()
+    fields_redis_search: Final = _EveryTypeEntitySearchFields()
 
     def get_by_index_day(
         self, ctx: Context, day: datetime.date, pager: Pager | None = None

@@ -71,7 +71,7 @@ class _UserEntityProvider(ProviderBase[UserEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "UserEntity"
-    schema_stamp = "9c122bcb2c05"
+    schema_stamp = "3bd96aa68395"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`age` FROM `UserEntity`"
     count_sql = "SELECT COUNT(*) FROM `UserEntity`"

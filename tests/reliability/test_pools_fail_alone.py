@@ -62,6 +62,7 @@ def settings_with(kafka: Proxy, clickhouse: Proxy) -> dict[str, Any]:
                 "redis": f"{REDIS_ADDRESS}:{REDIS_TEST_DB}",
                 "local_cache": 1000,
             },
+            "search": {"redis": f"{REDIS_ADDRESS}:0"},
             "events": {"kafka": {"brokers": [kafka.address]}},
             "analytics": {"clickhouse": {"uri": f"clickhouse://{clickhouse.address}/default"}},
         },

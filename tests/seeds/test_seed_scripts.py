@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from fluxa_django.testing.plugin import clear_redis_db
 from tests.services import REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -50,7 +51,7 @@ def redis_test_db() -> Iterator[int]:
     host, port = REDIS_ADDRESS.rsplit(":", 1)
     client = redis.Redis(host=host, port=int(port), db=REDIS_TEST_DB)
     try:
-        client.flushdb()
+        clear_redis_db(client)
     finally:
         client.close()
 

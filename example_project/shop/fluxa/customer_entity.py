@@ -194,7 +194,7 @@ class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "CustomerEntity"
-    schema_stamp = "6402b9a75372"
+    schema_stamp = "e8493408641e"
     id_max = 4294967295
     select_sql = "SELECT `id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at` FROM `CustomerEntity`"
     count_sql = "SELECT COUNT(*) FROM `CustomerEntity`"

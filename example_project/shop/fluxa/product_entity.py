@@ -14,6 +14,7 @@ from fluxa_django.runtime.context import Context
 from fluxa_django.runtime.entity import EntityBase
 from fluxa_django.runtime.provider import ProviderBase
 from fluxa_django.runtime.query import Column, Condition, NullableColumn, Pager, StrColumn
+from fluxa_django.runtime.search import NumericSearchField, TagSearchField, TextSearchField
 from shop.entities import Status, Tag
 
 from . import category_entity as _category_entity
@@ -184,6 +185,16 @@ class _ProductEntityFields:
     updated_at: Final = Column[datetime.datetime, ProductEntity]("updated_at")
 
 
+class _ProductEntitySearchFields:
+    """Redis Search conditions of ProductEntity for ``RedisSearchQuery().filter(...)``."""
+
+    __slots__ = ()
+
+    name: Final = TextSearchField[ProductEntity]("name", sortable=True)
+    price: Final = NumericSearchField[float, ProductEntity]("price", "float", sortable=True)
+    status: Final = TagSearchField[Status, ProductEntity]("status", "str")
+
+
 class _ProductEntityProvider(ProviderBase[ProductEntity]):
     """Reads, searches and creates ProductEntity entities (use the ``ProductEntityProvider`` singleton)."""
 
@@ -193,7 +204,7 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "ProductEntity"
-    schema_stamp = "0e84f00aa862"
+    schema_stamp = "a5c546cb1032"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity`"
     count_sql = "SELECT COUNT(*) FROM `ProductEntity`"
@@ -253,7 +264,15 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     cached = True
     cache_stamp = "226ba69231bc"
     cached_uniques = (("Name", (1,), ("name",)),)
+    search_pool = "default"
+    search_spec = (
+        ("name", 1, "TEXT", "text", True, False),
+        ("price", 2, "NUMERIC", "float", True, False),
+        ("status", 4, "TAG", "tag", False, False),
+    )
+    search_positions = frozenset((1, 2, 4))
     fields: Final = _ProductEntityFields()
+    fields_redis_search: Final = _ProductEntitySearchFields()
 
     def get_by_index_category_status(
         self, ctx: Context, category: int, status: Status, pager: Pager | None = None

@@ -8,13 +8,18 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fluxa_django.errors import FluxaError
 from fluxa_django.migrate import Alter, apply_alters, plan_mysql
+from fluxa_django.migrate.search import apply_search, plan_search
+from fluxa_django.runtime.search_index import Plan
 
 
 class Command(BaseCommand):
     # The definitions must be valid; the generated code may lag behind (it is
     # generated again after migrating): the `fluxa_codegen` check is not run here.
     requires_system_checks = ["fluxa"]
-    help = "Show the MySQL schema changes the entity definitions need, and apply them."
+    help = (
+        "Show the MySQL schema changes and Redis Search index builds the entity definitions "
+        "need, and apply them."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--plan", action="store_true", help="print the changes, apply nothing")
@@ -43,6 +48,7 @@ class Command(BaseCommand):
         try:
             engine = get_engine()
             plan = plan_mysql(engine, options["drop_table"], options["pool"])
+            searches = [] if options["pool"] else plan_search(engine)
         except FluxaError as exc:
             raise CommandError(str(exc)) from None
         out = self.stdout
@@ -51,11 +57,15 @@ class Command(BaseCommand):
             out.write(
                 f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}"
             )
-        if not plan.alters:
+        if not plan.alters and not searches:
             out.write(self.style.SUCCESS("No changes: the MySQL schema matches the entities."))
             return
         self._show("Safe changes", plan.safe)
         self._show("Destructive changes", plan.destructive)
+        if searches:
+            out.write(f"Redis Search indexes ({len(searches)}):")
+            for search in searches:
+                out.write(f"  {search.describe()}")
         todo = plan.safe + (plan.destructive if options["allow_destructive"] else [])
         if options["plan"]:
             out.write("--plan: nothing applied.")
@@ -66,14 +76,15 @@ class Command(BaseCommand):
                     f"{len(plan.destructive)} destructive change(s) held back; rerun with --allow-destructive to apply them."
                 )
             )
-        if not todo:
+        count = len(todo) + len(searches)
+        if not count:
             return
         if options["interactive"]:
             try:
-                answer = input(f"Apply {len(todo)} change(s)? [y/N] ")
+                answer = input(f"Apply {count} change(s)? [y/N] ")
             except EOFError:
                 raise CommandError(
-                    f"{len(todo)} change(s) to apply, but there is no terminal to confirm them: "
+                    f"{count} change(s) to apply, but there is no terminal to confirm them: "
                     "run with --noinput to apply them without asking"
                 ) from None
             if answer.strip().lower() not in ("y", "yes"):
@@ -89,7 +100,14 @@ class Command(BaseCommand):
             applied = apply_alters(engine, todo, progress)
         except Exception as exc:
             raise CommandError(f"schema change failed: {exc}") from None
+        try:
+            applied += apply_search(engine, searches, self._search_progress)
+        except Exception as exc:
+            raise CommandError(f"Redis Search index build failed: {exc}") from None
         out.write(self.style.SUCCESS(f"Applied {applied} change(s)."))
+
+    def _search_progress(self, plan: Plan, done: int, total: int) -> None:
+        search_progress(self.stdout, plan, done, total)
 
     def _show(self, title: str, alters: list[Alter]) -> None:
         if not alters:
@@ -98,3 +116,11 @@ class Command(BaseCommand):
         for alter in alters:
             reason = f"  -- {alter.reason}" if alter.reason else ""
             self.stdout.write(f"  [{alter.pool}] {alter.sql};{reason}")
+
+
+def search_progress(out: Any, plan: Plan, done: int, total: int) -> None:
+    """One progress line per 10% (and the last row) of an index back-fill."""
+    step = max(total // 10, 1)
+    if done == total or done % step < 1000 or done < 1000:
+        percent = 100 * done // total if total else 100
+        out.write(f"  {plan.entity}: {done}/{total} rows indexed ({percent}%)")

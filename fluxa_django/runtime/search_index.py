@@ -1,0 +1,618 @@
+"""One entity's Redis Search index: its documents, their writes, the alias and rebuilds.
+
+See ``runtime/search.py`` for the document format and the ordering rule. Keys (one
+Redis Cluster hash tag per table): documents ``fxs:{<ns>}:d:<id>``, write counters
+``fxs:{<ns>}:v:<id>``, indexes ``fxs:{<ns>}:i:<definition hash>:<generation>``, the
+alias the application queries ``fxs:{<ns>}:a`` and the progress of a rebuild
+``fxs:{<ns>}:r:<index>``.
+
+A rebuild never changes what readers see until it is complete: the new index is
+created over the same documents, every live row is written again from MySQL (a
+row changed meanwhile is left to the flush that changed it), documents of rows
+that are gone are removed, and only when RediSearch reports the index fully
+built, with no indexing failure, is the alias moved to it and the old index
+dropped (its documents stay: they are the new index's too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from fluxa_django.errors import PoolError
+from fluxa_django.runtime import search
+from fluxa_django.runtime.namespace import key_prefix
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.mysql import MySQLPool
+    from fluxa_django.backends.redis import RedisPool
+    from fluxa_django.engine import Engine
+    from fluxa_django.schema.model import EntitySchema
+
+log = logging.getLogger("fluxa_django.search")
+
+# (hash field, row position, FT type, encoding, sortable, nullable)
+SearchSpec = tuple[tuple[str, int, str, str, bool, bool], ...]
+BATCH = 1000  # rows per MySQL read and per Lua call while rebuilding
+WRITE_CHUNK = 500  # documents per Lua call after a flush
+INDEX_WAIT = 600.0  # seconds a rebuild waits for RediSearch to finish indexing
+
+# KEYS: counter, document (a pair per row). ARGV: count, then per row the counter value
+# the writer saw ("" = none), the number of field/value pairs (-1: delete) and the pairs.
+# A document is written (replaced whole: DEL + HSET, one atomic step) only while its
+# counter still holds that value. Returns the 1-based numbers of the rows skipped.
+_WRITE_LUA = """
+local n = tonumber(ARGV[1])
+local skipped = {}
+local a = 2
+for i = 1, n do
+  local expected = ARGV[a]
+  local count = tonumber(ARGV[a + 1])
+  a = a + 2
+  local current = redis.call('GET', KEYS[2 * i - 1]) or ''
+  if current == expected then
+    redis.call('DEL', KEYS[2 * i])
+    if count > 0 then
+      redis.call('HSET', KEYS[2 * i], unpack(ARGV, a, a + 2 * count - 1))
+    end
+  else
+    skipped[#skipped + 1] = i
+  end
+  if count > 0 then a = a + 2 * count end
+end
+return skipped
+"""
+
+_ENCODING = {
+    "ID": "id",
+    "INT": "int",
+    "FAKE_DELETE": "int",
+    "BOOL": "bool",
+    "FLOAT": "float",
+    "DATE": "date",
+    "DATETIME": "datetime",
+    "ENUM": "tag",
+    "SET": "tags",
+    "REFERENCE": "id",
+    "STR": "text",
+}
+
+
+def spec_of(schema: EntitySchema) -> SearchSpec:
+    """The searchable columns of ``schema`` as the index and the documents use them."""
+    spec: list[tuple[str, int, str, str, bool, bool]] = []
+    for column in schema.columns:
+        kind = column.search_type
+        if kind is None:
+            continue
+        encoding = _ENCODING[column.kind.name]
+        if encoding == "text" and kind == "TAG":
+            encoding = "tag"
+        spec.append(
+            (column.name, column.position, kind, encoding, column.sortable, column.nullable)
+        )
+    return tuple(spec)
+
+
+def create_args(spec: SearchSpec) -> list[str]:
+    """The ``SCHEMA`` part of ``FT.CREATE``."""
+    args: list[str] = []
+    for name, _, kind, _, sortable, nullable in spec:
+        missing = ["INDEXMISSING"] if nullable else []
+        sort = ["SORTABLE"] if sortable else []
+        tag = ["TAG", "SEPARATOR", search.TAG_SEPARATOR, "CASESENSITIVE", *missing]
+        if kind == "NUMERIC":
+            args += [name, "AS", name, "NUMERIC", *missing, *sort]
+        elif kind == "TAG":
+            args += [name, "AS", name, *tag, *sort]
+        elif kind == "TEXT":
+            args += [name, "AS", name, "TEXT", *missing, *sort]
+        else:  # TEXT+TAG
+            args += [name, "AS", name, "TEXT", *missing, *sort]
+            args += [f"{name}__tag", "AS", f"{name}__tag", *tag]
+    return args
+
+
+def _encode(encoding: str, value: Any) -> str:
+    if encoding in ("int", "id", "float"):
+        return search.number_text(value)
+    if encoding == "bool":
+        return "1" if value else "0"
+    if encoding == "date":
+        return search.date_text(value)
+    if encoding == "datetime":
+        return search.datetime_text(value)
+    if encoding == "tags":
+        if isinstance(value, set | frozenset):
+            value = ",".join(sorted(value))
+        return search.tags_text(value)
+    if encoding == "tag":
+        return search.tag_text(str(value))
+    return str(value)  # text
+
+
+def document(spec: SearchSpec, row: Sequence[Any]) -> list[str]:
+    """The field/value pairs of a row's document (NULL columns are left out)."""
+    pairs = ["_id", str(row[0])]
+    for name, position, kind, encoding, _, _ in spec:
+        value = row[position]
+        if value is None:
+            continue
+        if kind == "TEXT+TAG":
+            pairs += [name, str(value), f"{name}__tag", search.tag_text(str(value))]
+        else:
+            pairs += [name, _encode(encoding, value)]
+    return pairs
+
+
+@dataclass
+class Plan:
+    """What ``build`` would do for one entity (``fluxa_migrate --plan``)."""
+
+    entity: str
+    pool: str
+    action: str  # "create", "rebuild", "resume" or "" (nothing to do)
+    index: str
+    alias: str
+    current: str | None
+
+    def describe(self) -> str:
+        why = {
+            "create": "new index",
+            "rebuild": f"definition changed (was {self.current})",
+            "resume": "resume an interrupted build",
+        }.get(self.action, "up to date")
+        return (
+            f"[search:{self.pool}] {self.entity}: build {self.index}, back-fill from MySQL, "
+            f"then point alias {self.alias} at it  -- {why}"
+        )
+
+
+class SearchIndex:
+    """The Redis Search index of one entity type on one engine."""
+
+    def __init__(
+        self,
+        entity: str,
+        table: str,
+        spec: SearchSpec,
+        redis_pool: RedisPool,
+        mysql: MySQLPool,
+        identity: str,
+        app_name: str,
+        columns_sql: str,
+        fake_delete: str | None,
+    ) -> None:
+        self.entity = entity
+        self.table = table
+        self.spec = spec
+        self.redis = redis_pool
+        self.mysql = mysql
+        ns = key_prefix(identity, mysql.database, table, app_name)[3:]  # "{<32 hex>}:"
+        self.base = "fxs:" + ns
+        self.doc_prefix = self.base + "d:"
+        self.alias = self.base + "a"
+        self.schema_args = create_args(spec)
+        definition = "\x00".join([self.doc_prefix, *self.schema_args])
+        self.version = hashlib.sha256(definition.encode()).hexdigest()[:12]
+        self.columns_sql = columns_sql  # "`id`,`a`,..." in row order
+        self.fake_delete = fake_delete
+        self._script: Any = None
+
+    def __repr__(self) -> str:
+        return f"<SearchIndex {self.entity} alias={self.alias!r} version={self.version}>"
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def doc_key(self, id_: int) -> str:
+        return f"{self.doc_prefix}{id_}"
+
+    def counter_key(self, id_: int) -> str:
+        return f"{self.base}v:{id_}"
+
+    def _client(self) -> redis.Redis:
+        return self.redis.client
+
+    def _command(self, *args: Any) -> Any:
+        return self._client().execute_command(*args)  # type: ignore[no-untyped-call]
+
+    def _unreachable(self, exc: BaseException, what: str) -> PoolError:
+        self.redis.failed(exc)
+        return PoolError(
+            f"{what}: redis pool {self.redis.code!r} (Redis Search of {self.entity}) "
+            f"failed ({type(exc).__name__}: {exc})",
+            pool=self.redis.code,
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def claim(self, ids: Iterable[int]) -> dict[int, str]:
+        """Inside a flush's transaction, rows locked: take the next counter value of each
+        row (its document is written after the commit only if no later flush took one)."""
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        pipe = self._client().pipeline(transaction=False)
+        for id_ in wanted:
+            pipe.incr(self.counter_key(id_))
+        try:
+            values = pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise self._unreachable(exc, "flush refused, nothing was written") from exc
+        return {id_: str(v) for id_, v in zip(wanted, values, strict=True)}
+
+    def write(self, items: Sequence[tuple[int, str, list[str] | None]]) -> list[int]:
+        """Write documents (``None``: delete) of ``(id, counter value seen, fields)``
+        under the ordering rule; returns the ids skipped (a newer writer owns them)."""
+        if not items:
+            return []
+        script = self._script
+        if script is None:
+            script = self._script = self._client().register_script(_WRITE_LUA)
+        pipe = self._client().pipeline(transaction=False)
+        chunks = [items[i : i + WRITE_CHUNK] for i in range(0, len(items), WRITE_CHUNK)]
+        for chunk in chunks:
+            keys: list[str] = []
+            args: list[Any] = [len(chunk)]
+            for id_, seen, fields in chunk:
+                keys += [self.counter_key(id_), self.doc_key(id_)]
+                if fields is None:
+                    args += [seen, -1]
+                else:
+                    args += [seen, len(fields) // 2, *fields]
+            script(keys=keys, args=args, client=pipe)
+        replies = pipe.execute()
+        skipped: list[int] = []
+        for chunk, reply in zip(chunks, replies, strict=True):
+            skipped += [chunk[int(i) - 1][0] for i in reply]
+        return skipped
+
+    def after_commit(self, items: Sequence[tuple[int, str, list[str] | None]]) -> None:
+        """The documents of a committed flush; a Redis failure is logged (the rows are
+        saved; ``fluxa_reindex`` repairs the index)."""
+        try:
+            self.write(items)
+        except (redis.RedisError, OSError) as exc:
+            self.redis.failed(exc)
+            log.error(
+                "fluxa: redis pool %r failed writing %d Redis Search document(s) of %s "
+                "after a flush (%s); the rows are saved, run `manage.py fluxa_reindex %s` "
+                "to repair the index",
+                self.redis.code,
+                len(items),
+                self.entity,
+                type(exc).__name__,
+                self.entity,
+            )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def search(
+        self, query_string: str, sort: list[str], offset: int, count: int
+    ) -> tuple[int, list[int]]:
+        """``(total, ids)`` of one ``FT.SEARCH ... NOCONTENT`` on the alias."""
+        args = [
+            "FT.SEARCH",
+            self.alias,
+            query_string,
+            "NOCONTENT",
+            *sort,
+            "LIMIT",
+            str(offset),
+            str(count),
+            "DIALECT",
+            "2",
+        ]
+        try:
+            reply = self._command(*args)
+        except redis.ResponseError as exc:
+            text = str(exc)
+            if "no such index" in text.lower() or "unknown index" in text.lower():
+                raise PoolError(
+                    f"{self.entity}: its Redis Search index does not exist on redis pool "
+                    f"{self.redis.code!r}: run `manage.py fluxa_migrate`",
+                    pool=self.redis.code,
+                ) from exc
+            raise
+        except (redis.RedisError, OSError) as exc:
+            raise self._unreachable(exc, f"{self.entity} search failed") from exc
+        return search.parse_search(reply, self.doc_prefix)
+
+    def all_ids(self, query_string: str, sort: list[str], skip: int = 0) -> list[int]:
+        """Every match past RediSearch's result window (``FT.AGGREGATE ... WITHCURSOR``)."""
+        args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "LOAD", "1", "@_id"]
+        if sort:
+            args += ["SORTBY", "2", f"@{sort[1]}", sort[2], "MAX", str(2**31 - 1)]
+        args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
+        ids: list[int] = []
+        try:
+            reply = self._command(*args)
+            while True:
+                rows, cursor = _aggregate_rows(reply)
+                ids += rows
+                if not cursor:
+                    break
+                reply = self._command("FT.CURSOR", "READ", self.alias, cursor)
+        except (redis.RedisError, OSError) as exc:
+            raise self._unreachable(exc, f"{self.entity} search failed") from exc
+        return ids[skip:]
+
+    # -- the index -------------------------------------------------------------------------
+
+    def info(self, name: str) -> dict[str, Any] | None:
+        try:
+            return search.parse_info(self._command("FT.INFO", name))
+        except redis.ResponseError as exc:
+            if "unknown" in str(exc).lower() or "no such" in str(exc).lower():
+                return None
+            raise
+
+    def current(self) -> str | None:
+        """The index the alias points at (``None``: no alias yet)."""
+        found = self.info(self.alias)
+        if found is None:
+            return None
+        return search._text(found.get("index_name", ""))
+
+    def indexes(self) -> list[str]:
+        listed = self._command("FT._LIST")
+        prefix = self.base + "i:"
+        return sorted(search._text(n) for n in listed if search._text(n).startswith(prefix))
+
+    def plan(self, force: bool = False) -> Plan:
+        current = self.current()
+        ours = f"{self.base}i:{self.version}:"
+        building = [n for n in self.indexes() if n.startswith(ours) and n != current]
+        if building:
+            return Plan(self.entity, self.redis.code, "resume", building[-1], self.alias, current)
+        if current is not None and current.startswith(ours) and not force:
+            return Plan(self.entity, self.redis.code, "", current, self.alias, current)
+        generations = [int(n.rsplit(":", 1)[1]) for n in self.indexes() if n.startswith(ours)]
+        name = f"{ours}{max(generations, default=0) + 1}"
+        action = "create" if current is None else "rebuild"
+        return Plan(self.entity, self.redis.code, action, name, self.alias, current)
+
+    def build(
+        self, force: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> Plan:
+        """Build (or finish building) the index of the current definition and point the
+        alias at it; with ``force`` also when it is up to date (``fluxa_reindex``)."""
+        plan = self.plan(force)
+        if not plan.action:
+            return plan
+        client = self._client()
+        if self.info(plan.index) is None:
+            self._command(
+                "FT.CREATE",
+                plan.index,
+                "ON",
+                "HASH",
+                "PREFIX",
+                "1",
+                self.doc_prefix,
+                "STOPWORDS",
+                "0",
+                "SCHEMA",
+                *self.schema_args,
+            )
+        progress_key = f"{self.base}r:{plan.index}"
+        self.backfill(progress_key, progress)
+        self.sweep()
+        self._wait_indexed(plan.index)
+        self._command("FT.ALIASUPDATE", self.alias, plan.index)
+        for old in self.indexes():
+            if old != plan.index:
+                self._command("FT.DROPINDEX", old)  # documents stay: they are shared
+        client.delete(progress_key)
+        return plan
+
+    def clear(self) -> None:
+        """Delete every document, counter and rebuild progress of this entity; the index
+        stays (it is then empty). For tests: production code never needs it."""
+        client = self._client()
+        for kind in "dvr":
+            cursor = 0
+            while True:
+                cursor, keys = client.scan(cursor, match=f"{_glob(self.base)}{kind}:*", count=1000)
+                if keys:
+                    client.delete(*keys)
+                if not cursor:
+                    break
+
+    def drop(self) -> None:
+        """Drop every index of this entity, its alias and its documents (tests, teardown)."""
+        client = self._client()
+        for name in self.indexes():
+            self._command("FT.DROPINDEX", name)
+        cursor = 0
+        while True:
+            cursor, keys = client.scan(cursor, match=f"{_glob(self.base)}*", count=1000)
+            if keys:
+                client.delete(*keys)
+            if not cursor:
+                break
+
+    def _wait_indexed(self, name: str) -> None:
+        deadline = time.monotonic() + INDEX_WAIT
+        while True:
+            info = self.info(name) or {}
+            indexing = str(search._text(info.get("indexing", "0")))
+            if indexing in ("0", "0.0", "False"):
+                break
+            if time.monotonic() > deadline:
+                raise PoolError(
+                    f"{self.entity}: Redis Search index {name} still indexing after "
+                    f"{INDEX_WAIT:.0f} s; the alias was not switched (run the command again)",
+                    pool=self.redis.code,
+                )
+            time.sleep(0.05)
+        failures = int(search._text(info.get("hash_indexing_failures", 0)))
+        if failures:
+            errors = info.get("Index Errors") or info.get("index_errors") or []
+            detail = search.parse_info(errors) if errors else {}
+            key = search._text(detail.get("last indexing error key", "?"))
+            message = search._text(detail.get("last indexing error", "?"))
+            raise PoolError(
+                f"{self.entity}: {failures} document(s) failed to index in {name} (last: key "
+                f"{key}: {message}); the alias still points at the previous index",
+                pool=self.redis.code,
+            )
+
+    # -- copying MySQL into the documents ----------------------------------------------
+
+    def _counters(self, ids: Sequence[int]) -> list[str]:
+        if not ids:
+            return []
+        values = self._client().mget([self.counter_key(i) for i in ids])
+        return ["" if v is None else search._text(v) for v in values]
+
+    def _rows(self, ids: Sequence[int]) -> dict[int, Sequence[Any]]:
+        live = f" AND `{self.fake_delete}` = 0" if self.fake_delete else ""
+        sql = f"SELECT {self.columns_sql} FROM `{self.table}` WHERE `id` IN ?{live}"
+        return {int(row[0]): row for row in self.mysql.query(sql, list(ids))}
+
+    def sync(self, ids: Sequence[int]) -> list[int]:
+        """Make the documents of ``ids`` equal to MySQL (a row changed meanwhile is left
+        to its flush); returns the ids skipped."""
+        seen = self._counters(ids)  # before the rows: see the module docstring
+        rows = self._rows(ids)
+        items = [
+            (id_, counter, document(self.spec, rows[id_]) if id_ in rows else None)
+            for id_, counter in zip(ids, seen, strict=True)
+        ]
+        return self.write(items)
+
+    def backfill(
+        self, progress_key: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Write every live row's document from MySQL, in id order, resumable from
+        ``progress_key``; returns the number of rows read."""
+        client = self._client()
+        last = 0
+        if progress_key is not None:
+            stored = client.get(progress_key)
+            last = int(stored) if stored is not None else 0
+        total_row = self.mysql.query_row(f"SELECT COUNT(*) FROM `{self.table}`")
+        total = int(total_row[0]) if total_row else 0
+        done = 0
+        if last:
+            before = self.mysql.query_row(
+                f"SELECT COUNT(*) FROM `{self.table}` WHERE `id` <= ?", last
+            )
+            done = int(before[0]) if before else 0
+        pending: list[int] = []
+        while True:
+            found = self.mysql.query(
+                f"SELECT `id` FROM `{self.table}` WHERE `id` > ? ORDER BY `id` LIMIT {BATCH}",
+                last,
+            )
+            if not found:
+                break
+            ids = [int(r[0]) for r in found]
+            pending += self.sync(ids)
+            last = ids[-1]
+            done += len(ids)
+            if progress_key is not None:
+                client.set(progress_key, last)
+            if progress is not None:
+                progress(done, max(total, done))
+        self._retry(pending)
+        return done
+
+    def _retry(self, ids: list[int]) -> None:
+        """Rows skipped because a flush changed them meanwhile: that flush writes them,
+        unless it failed after taking its counter; try again a few times to cover it."""
+        for _ in range(20):
+            if not ids:
+                return
+            time.sleep(0.05)
+            ids = self.sync(ids)
+        if ids:
+            log.info(
+                "fluxa: %d document(s) of %s are being written by flushes; left to them",
+                len(ids),
+                self.entity,
+            )
+
+    def sweep(self) -> int:
+        """Remove documents of rows that are gone or soft-deleted; returns how many."""
+        client = self._client()
+        removed = 0
+        cursor = 0
+        skipped: list[int] = []
+        while True:
+            cursor, keys = client.scan(cursor, match=f"{_glob(self.doc_prefix)}*", count=BATCH)
+            ids = []
+            for key in keys:
+                tail = search._text(key)[len(self.doc_prefix) :]
+                if tail.isdigit():
+                    ids.append(int(tail))
+            if ids:
+                seen = self._counters(ids)
+                rows = self._rows(ids)
+                gone = [(i, c, None) for i, c in zip(ids, seen, strict=True) if i not in rows]
+                skipped += self.write(gone)
+                removed += len(gone)
+            if not cursor:
+                break
+        self._retry(skipped)
+        return removed
+
+
+def _glob(text: str) -> str:
+    """``text`` with the glob characters of SCAN MATCH escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _aggregate_rows(reply: Any) -> tuple[list[int], int]:
+    """``(ids, cursor)`` of an ``FT.AGGREGATE ... WITHCURSOR`` reply (RESP2 or RESP3)."""
+    if isinstance(reply, list) and len(reply) == 2 and not isinstance(reply[1], list | dict):
+        body, cursor = reply
+    else:
+        body, cursor = reply, 0
+    ids: list[int] = []
+    if isinstance(body, dict):
+        for row in search.get(body, "results", []):
+            value = search.get(search.get(row, "extra_attributes", {}), "_id")
+            if value is not None:
+                ids.append(int(search._text(value)))
+    else:
+        for row in body[1:]:
+            value = search.get(dict(zip(row[::2], row[1::2], strict=False)), "_id")
+            if value is not None:
+                ids.append(int(search._text(value)))
+    return ids, int(cursor)
+
+
+def for_schema(engine: Engine, schema: EntitySchema) -> SearchIndex:
+    """The index of a registered entity, from its definition (migrate, reindex, tests)."""
+    from fluxa_django.runtime.namespace import database_identity
+
+    if schema.redis_search is None:
+        raise TypeError(f"{schema.name} has no searchable field")
+    redis_pool = engine.redis(schema.redis_search)
+    if not redis_pool.features.has_search:
+        raise PoolError(
+            f"redis pool {schema.redis_search!r} has no search module (RediSearch), which "
+            f"entity {schema.name} needs for its searchable fields: use Redis 8.2+ or "
+            "Redis Stack",
+            pool=schema.redis_search,
+        )
+    mysql = engine.mysql(schema.mysql_pool)
+    return SearchIndex(
+        entity=schema.name,
+        table=schema.table,
+        spec=spec_of(schema),
+        redis_pool=redis_pool,
+        mysql=mysql,
+        identity=database_identity(mysql),
+        app_name=str(engine.option("app_name") or ""),
+        columns_sql=",".join(f"`{c.name}`" for c in schema.columns),
+        fake_delete="fake_delete" if schema.fake_delete else None,
+    )
