@@ -47,7 +47,17 @@ def main() -> None:
         created.append(product["id"])
     code, listing = call("GET", "/products/?status=active")
     assert code == 200 and listing["total"] == 2, listing
-    code, _ = call("GET", "/products/?q=Crash")
+    # Redis Search: word prefixes, a price range, a tag; results right after each write
+    code, found = call("GET", "/products/?q=neuro")
+    assert code == 200 and [p["name"] for p in found["products"]] == ["Neuromancer"], found
+    code, found = call("GET", "/products/?min_price=8&max_price=20")
+    assert [p["name"] for p in found["products"]] == ["Dune", "Snow Crash"], found
+    code, found = call("GET", "/products/?tag=sale")
+    assert [p["name"] for p in found["products"]] == ["Neuromancer"], found
+    code, found = call("GET", "/products/?q=%22%29%20%7C%20%40name%3A*")  # '") | @name:*': escaped
+    assert code == 200 and found["total"] == 0, found
+    code, bad = call("GET", "/products/?min_price=nan")
+    assert code == 400, bad
     code, bad = call(
         "POST", "/products/", {"name": "x" * 101, "price": 1, "category_id": books["id"]}
     )
@@ -57,6 +67,11 @@ def main() -> None:
     code, _ = call("DELETE", f"/products/{created[0]}/")
     code, listing = call("GET", "/products/?status=active")
     assert [p["name"] for p in listing["products"]] == ["Neuromancer", "Snow Crash"], listing
+    code, found = call("GET", "/products/?q=dune")  # soft-deleted: gone from the index
+    assert found["total"] == 0, found
+    code, found = call("GET", "/products/?min_price=10&status=active")  # updated price
+    assert [p["name"] for p in found["products"]] == ["Snow Crash"], found
+    print(f"search: {found['total']} active product(s) from 10.00: {found['products'][0]['name']}")
     code, deleted = call("GET", f"/products/{created[0]}/")
     assert deleted["deleted"] is True, deleted
     code, _ = call("GET", "/products/999999/")

@@ -55,6 +55,9 @@ done
 step "Drive it with real HTTP requests"
 "$PY" demo_client.py "http://127.0.0.1:$PORT"
 
+step "Rebuild the products' Redis Search index from MySQL (searches keep working meanwhile)"
+"$PY" manage.py fluxa_reindex ProductEntity
+
 step "What MySQL holds now"
 "$PY" - <<'PY'
 import os

@@ -48,7 +48,7 @@ class ProductEntity(Entity):
     price: float = field(decimal=(10, 2), searchable=True, sortable=True)
     category: Reference[CategoryEntity] = field(required=True)
     status: Status = field(required=True, searchable=True)
-    tags: set[Tag] | None
+    tags: set[Tag] | None = field(searchable=True)
     description: str = field(length="max")
     weight: float | None
     released: datetime.date | None

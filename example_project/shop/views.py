@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from fluxa_django import Pager, Query
+from fluxa_django import Pager, RedisSearchQuery
 from fluxa_django.middleware import FluxaHttpRequest
 from shop.fluxa import CategoryEntityProvider, ProductEntity, ProductEntityProvider, Status, Tag
 
@@ -58,13 +58,28 @@ def products(request: FluxaHttpRequest) -> JsonResponse:
             ctx.clear_flush()
             return JsonResponse({"error": str(exc)}, status=400)
         return JsonResponse(_product(product), status=201)
-    fields = ProductEntityProvider.fields
-    query = Query().sort_by_asc(fields.price).pager(Pager(int(request.GET.get("page", 1)), 20))
-    if "status" in request.GET:
-        query.filter(fields.status.eq(Status(request.GET["status"])))
-    if "q" in request.GET:
-        query.filter(fields.name.like(f"%{request.GET['q']}%"))
-    found, total = ProductEntityProvider.search_many_with_total(ctx, query)
+    # The listing is a Redis Search query: full-text ``q`` (word prefixes), price range,
+    # status and tag; total and page come from one FT.SEARCH, the rows through the caches.
+    fields = ProductEntityProvider.fields_redis_search
+    try:
+        query = (
+            RedisSearchQuery[ProductEntity]()
+            .sort_by_asc(fields.price)
+            .pager(Pager(int(request.GET.get("page", 1)), 20))
+        )
+        if "status" in request.GET:
+            query.filter(fields.status.eq(Status(request.GET["status"])))
+        if "tag" in request.GET:
+            query.filter(fields.tags.eq(Tag(request.GET["tag"])))
+        if "q" in request.GET:
+            query.filter(fields.name.match(request.GET["q"], prefix=True))
+        if "min_price" in request.GET:
+            query.filter(fields.price.gte(float(request.GET["min_price"])))
+        if "max_price" in request.GET:
+            query.filter(fields.price.lte(float(request.GET["max_price"])))
+    except (TypeError, ValueError) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    found, total = ProductEntityProvider.search_many_in_redis_with_total(ctx, query)
     return JsonResponse({"total": total, "products": [_product(p) for p in found]})
 
 

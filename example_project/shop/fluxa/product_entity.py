@@ -193,6 +193,7 @@ class _ProductEntitySearchFields:
     name: Final = TextSearchField[ProductEntity]("name", sortable=True)
     price: Final = NumericSearchField[float, ProductEntity]("price", "float", sortable=True)
     status: Final = TagSearchField[Status, ProductEntity]("status", "str")
+    tags: Final = TagSearchField[Tag, ProductEntity]("tags", "str", nullable=True)
 
 
 class _ProductEntityProvider(ProviderBase[ProductEntity]):
@@ -204,7 +205,7 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "ProductEntity"
-    schema_stamp = "a5c546cb1032"
+    schema_stamp = "8c1c47c592cb"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity`"
     count_sql = "SELECT COUNT(*) FROM `ProductEntity`"
@@ -269,8 +270,9 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
         ("name", 1, "TEXT", "text", True, False),
         ("price", 2, "NUMERIC", "float", True, False),
         ("status", 4, "TAG", "tag", False, False),
+        ("tags", 5, "TAG", "tags", False, True),
     )
-    search_positions = frozenset((1, 2, 4))
+    search_positions = frozenset((1, 2, 4, 5))
     fields: Final = _ProductEntityFields()
     fields_redis_search: Final = _ProductEntitySearchFields()
 
