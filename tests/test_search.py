@@ -1,34 +1,931 @@
-"""Redis Search: documents maintained by flush, typed queries, escaping, the index lifecycle."""
+"""Redis Search: documents maintained by flush, typed queries, escaping, the index lifecycle.
+
+Everything runs against the project's Redis Stack (the pool "search", database 0) and
+MariaDB; nothing is mocked. BookEntity (tests/entities.py) has a field of every
+searchable type. Process and concurrency tests are in tests/reliability/test_search_*.py.
+"""
 
 from __future__ import annotations
 
-from fluxa_django import Context, Pager, RedisSearchQuery
-from tests.generated import BookEntity, BookEntityProvider, Genre, Tag
+import datetime
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+from django.db import transaction
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from fluxa_django import Context, Engine, IntegrityError, Pager, RedisSearchQuery
+from fluxa_django.runtime import search
+from fluxa_django.runtime.search import SearchCondition
+from fluxa_django.runtime.search_index import SearchIndex, document
+from fluxa_django.testing.plugin import QueryCounter
+from tests.generated import (
+    BookEntity,
+    BookEntityProvider,
+    CategoryEntity,
+    CategoryEntityProvider,
+    EveryTypeEntityProvider,
+    Genre,
+    ProductEntityProvider,
+    Tag,
+)
 
 S = BookEntityProvider.fields_redis_search
+U: Any = S  # the same fields, for calls mypy would refuse
+P = BookEntityProvider
+AssertQueries = Callable[..., AbstractContextManager[QueryCounter]]
+UTC = datetime.UTC
+CET = datetime.timezone(datetime.timedelta(hours=1))
 
 
 def _book(ctx: Context, title: str, **values: object) -> BookEntity:
-    book = BookEntityProvider.new(ctx)
+    book = P.new(ctx)
     book.title = title
     for name, value in values.items():
         setattr(book, name, value)
     return book
 
 
+def dec(text: str) -> Any:
+    """A Decimal bound (the fields are typed ``float``; decimals are accepted too)."""
+    return Decimal(text)
+
+
 def titles(books: list[BookEntity]) -> list[str]:
     return [b.title for b in books]
 
 
-def test_smoke(fluxa_ctx: Context) -> None:
-    _book(fluxa_ctx, "Dune", pages=500, price=9.99, genre=Genre.NOVEL, tags={Tag.NEW})
-    _book(fluxa_ctx, "Odes", pages=80, price=4.5, genre=Genre.POETRY)
-    fluxa_ctx.flush()
-    q = RedisSearchQuery().filter(S.pages.gte(100))
-    assert titles(BookEntityProvider.search_many_in_redis(fluxa_ctx, q)) == ["Dune"]
-    q2 = RedisSearchQuery().filter(S.title.match("odes")).sort_by_asc(S.price)
-    assert titles(BookEntityProvider.search_many_in_redis(fluxa_ctx, q2)) == ["Odes"]
-    books, total = BookEntityProvider.search_many_in_redis_with_total(
-        fluxa_ctx, RedisSearchQuery().sort_by_desc(S.pages).pager(Pager(1, 1))
+def index_of(ctx: Context) -> SearchIndex:
+    index = P._binding(ctx).search
+    assert index is not None
+    return index
+
+
+def doc(ctx: Context, id_: int) -> dict[str, str]:
+    """The document of a row as Redis holds it (empty: no document)."""
+    index = index_of(ctx)
+    raw = index.redis.client.hgetall(index.doc_key(id_))
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def expected_doc(ctx: Context, id_: int) -> dict[str, str]:
+    """The document of the row as MySQL holds it (empty: no live row)."""
+    row = ctx.engine.mysql().query_row(f"{P.select_sql} WHERE `id` = ?", id_)
+    if row is None or row[P.fake_delete_index]:
+        return {}
+    pairs = document(P.search_spec, row)
+    return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+
+def query(*conditions: SearchCondition[BookEntity]) -> RedisSearchQuery[BookEntity]:
+    return RedisSearchQuery[BookEntity]().filter(*conditions)
+
+
+# -- a corpus with every searchable type ------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    ctx: Context
+    books: dict[str, BookEntity]
+    novels: CategoryEntity
+    poems: CategoryEntity
+
+    def find(self, *conditions: SearchCondition[BookEntity]) -> set[str]:
+        """The titles matching ``conditions`` (also checks count_in_redis agrees)."""
+        found = {b.title for b in P.search_many_in_redis(self.ctx, query(*conditions))}
+        assert P.count_in_redis(self.ctx, query(*conditions)) == len(found)
+        return found
+
+    def id(self, title: str) -> int:
+        return self.books[title].id
+
+
+MOMENT = datetime.datetime(2024, 1, 2, 3, 4, 5)
+
+
+@pytest.fixture
+def corpus(fluxa_ctx: Context) -> Corpus:
+    ctx = fluxa_ctx
+    novels, poems = CategoryEntityProvider.new(ctx), CategoryEntityProvider.new(ctx)
+    novels.name, poems.name = "Novels", "Poems"
+    books = [
+        _book(
+            ctx,
+            "Dune",
+            pages=500,
+            balance=-20,
+            price=9.99,
+            rating=4.5,
+            in_stock=True,
+            published=datetime.date(1965, 8, 1),
+            updated_at=MOMENT,
+            genre=Genre.NOVEL,
+            tags={Tag.NEW},
+            category=novels,
+            isbn="978-0441172719",
+            summary="The spice must flow. Arrakis!",
+        ),
+        _book(
+            ctx,
+            "Odes",
+            pages=80,
+            balance=0,
+            price=4.5,
+            in_stock=False,
+            updated_at=datetime.datetime(1969, 12, 31, 23, 59, 59),
+            genre=Genre.POETRY,
+            isbn="",
+        ),
+        _book(
+            ctx,
+            "Essays",
+            pages=300,
+            balance=2147483647,
+            price=12,
+            rating=3.0,
+            in_stock=True,
+            published=datetime.date(1580, 3, 1),
+            updated_at=MOMENT + datetime.timedelta(seconds=1),
+            genre=Genre.ESSAY,
+            tags={Tag.NEW, Tag.SALE},
+            category=poems,
+            isbn="a,b\x1fc",
+            summary="",
+        ),
+        _book(
+            ctx,
+            "Neuromancer",
+            pages=271,
+            balance=-2147483648,
+            price=7.5,
+            rating=0.1,
+            in_stock=False,
+            published=datetime.date(1984, 7, 1),
+            updated_at=datetime.datetime(2030, 6, 15, 12, 0, 0),
+            genre=Genre.NOVEL,
+            tags={Tag.SALE},
+            category=novels,
+            isbn=" x ",
+            summary="Cyberspace. A consensual hallucination",
+        ),
+        _book(
+            ctx,
+            "Snow Crash",
+            pages=480,
+            balance=5,
+            price=10.5,
+            rating=4.0,
+            in_stock=True,
+            published=datetime.date(1992, 6, 1),
+            updated_at=MOMENT - datetime.timedelta(days=1),
+            genre=Genre.NOVEL,
+            tags=set(),
+            category_id=poems.id,
+            isbn="X",
+            summary="running dogs",
+        ),
+    ]
+    ctx.flush()
+    return Corpus(ctx, {b.title: b for b in books}, novels, poems)
+
+
+ALL = {"Dune", "Odes", "Essays", "Neuromancer", "Snow Crash"}
+
+
+# -- every searchable type, every operator ----------------------------------------------
+
+
+def test_integer_operators(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.pages.eq(271)) == {"Neuromancer"}
+    assert find(S.pages.gt(300)) == {"Dune", "Snow Crash"}, "gt excludes its bound"
+    assert find(S.pages.gte(300)) == {"Dune", "Snow Crash", "Essays"}
+    assert find(S.pages.lt(271)) == {"Odes"}, "lt excludes its bound"
+    assert find(S.pages.lte(271)) == {"Odes", "Neuromancer"}
+    assert find(S.pages.between(271, 480)) == {"Neuromancer", "Essays", "Snow Crash"}
+    assert find(S.pages.between(271, 480, low_inclusive=False)) == {"Essays", "Snow Crash"}
+    assert find(S.pages.between(271, 480, high_inclusive=False)) == {"Neuromancer", "Essays"}
+    assert find(S.pages.between(271, 480, low_inclusive=False, high_inclusive=False)) == {"Essays"}
+    assert find(S.pages.between(481, 480)) == set()
+    assert find(S.pages.in_([80, 500, 7])) == {"Odes", "Dune"}
+    assert find(S.pages.in_([])) == set()
+    assert find(S.pages.eq(80).not_()) == ALL - {"Odes"}
+    # signed 32-bit extremes and negatives
+    assert find(S.balance.lt(0)) == {"Dune", "Neuromancer"}
+    assert find(S.balance.eq(-2147483648)) == {"Neuromancer"}
+    assert find(S.balance.eq(2147483647)) == {"Essays"}
+    assert find(S.balance.between(-20, 0)) == {"Dune", "Odes"}
+    assert find(S.balance.gte(-19)) == {"Odes", "Essays", "Snow Crash"}
+
+
+def test_decimal_and_float_operators(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.price.eq(9.99)) == {"Dune"}
+    assert find(S.price.eq(dec("9.99"))) == {"Dune"}
+    assert find(S.price.eq(12)) == {"Essays"}, "an int is a number too"
+    assert find(S.price.lt(7.5)) == {"Odes"}
+    assert find(S.price.lte(dec("7.50"))) == {"Odes", "Neuromancer"}
+    assert find(S.price.between(7.5, 10.5, low_inclusive=False, high_inclusive=False)) == {"Dune"}
+    assert find(S.price.in_([4.5, dec("10.50")])) == {"Odes", "Snow Crash"}
+    assert find(S.rating.eq(0.1)) == {"Neuromancer"}
+    assert find(S.rating.gt(3.0)) == {"Dune", "Snow Crash"}
+    assert find(S.rating.is_null()) == {"Odes"}
+    assert find(S.rating.is_not_null()) == ALL - {"Odes"}
+    assert find(S.rating.lt(100).not_()) == {"Odes"}, "NULL is outside every range"
+
+
+def test_bool_operators(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.in_stock.eq(True)) == {"Dune", "Essays", "Snow Crash"}
+    assert find(S.in_stock.eq(False)) == {"Odes", "Neuromancer"}
+    assert find(S.in_stock.in_([True, False])) == ALL
+    assert find(S.in_stock.eq(True).not_()) == {"Odes", "Neuromancer"}
+
+
+def test_date_operators(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.published.eq(datetime.date(1965, 8, 1))) == {"Dune"}
+    assert find(S.published.lt(datetime.date(1970, 1, 1))) == {"Dune", "Essays"}, (
+        "dates before 1970 are negative numbers"
     )
-    assert titles(books) == ["Dune"] and total == 2
+    assert find(S.published.gt(datetime.date(1984, 7, 1))) == {"Snow Crash"}
+    assert find(S.published.gte(datetime.date(1984, 7, 1))) == {"Neuromancer", "Snow Crash"}
+    assert find(S.published.between(datetime.date(1580, 3, 1), datetime.date(1984, 7, 1))) == {
+        "Essays",
+        "Dune",
+        "Neuromancer",
+    }
+    assert find(S.published.is_null()) == {"Odes"}
+    assert find(S.published.is_not_null()) == ALL - {"Odes"}
+    with pytest.raises(TypeError, match=r"BookEntity\.published: expected a date"):
+        U.published.eq(MOMENT)
+
+
+def test_datetime_operators_naive_utc_and_aware(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.updated_at.eq(MOMENT)) == {"Dune"}
+    aware = MOMENT.replace(tzinfo=UTC).astimezone(CET)  # the same instant, 04:04:05+01:00
+    assert aware.hour == 4
+    assert find(S.updated_at.eq(aware)) == {"Dune"}
+    assert find(S.updated_at.lt(datetime.datetime(1970, 1, 1))) == {"Odes"}
+    assert find(S.updated_at.gt(MOMENT)) == {"Essays", "Neuromancer"}
+    assert find(S.updated_at.gte(MOMENT)) == {"Dune", "Essays", "Neuromancer"}
+    assert find(S.updated_at.between(MOMENT, MOMENT + datetime.timedelta(seconds=1))) == {
+        "Dune",
+        "Essays",
+    }
+    # the column keeps seconds: a bound with microseconds falls between two seconds
+    half = MOMENT + datetime.timedelta(microseconds=500_000)
+    assert find(S.updated_at.gt(half), S.updated_at.lt(datetime.datetime(2030, 1, 1))) == {"Essays"}
+    assert find(S.updated_at.lte(half), S.updated_at.gte(MOMENT)) == {"Dune"}
+    with pytest.raises(TypeError, match=r"BookEntity\.updated_at: expected a datetime"):
+        U.updated_at.eq(datetime.date(2024, 1, 2))
+
+
+def test_enum_set_reference_and_id_tags(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.genre.eq(Genre.NOVEL)) == {"Dune", "Neuromancer", "Snow Crash"}
+    assert find(S.genre.in_([Genre.POETRY, Genre.ESSAY])) == {"Odes", "Essays"}
+    assert find(S.genre.eq(Genre.NOVEL).not_()) == {"Odes", "Essays"}
+    # a set field: eq is "contains"
+    assert find(S.tags.eq(Tag.NEW)) == {"Dune", "Essays"}
+    assert find(S.tags.eq(Tag.SALE)) == {"Essays", "Neuromancer"}
+    assert find(S.tags.in_([Tag.NEW, Tag.SALE])) == {"Dune", "Essays", "Neuromancer"}
+    assert find(S.tags.is_null()) == {"Odes"}, "an empty set is not NULL"
+    assert find(S.tags.is_not_null()) == ALL - {"Odes"}
+    # references: by id or by entity
+    assert find(S.category.eq(corpus.novels.id)) == {"Dune", "Neuromancer"}
+    assert find(S.category.eq(corpus.poems)) == {"Essays", "Snow Crash"}  # type: ignore[arg-type]
+    assert find(S.category.in_([corpus.novels.id, corpus.poems.id])) == ALL - {"Odes"}
+    assert find(S.category.is_null()) == {"Odes"}
+    # the id
+    dune, odes = corpus.id("Dune"), corpus.id("Odes")
+    assert find(S.id.eq(dune)) == {"Dune"}
+    assert find(S.id.in_([dune, odes, 999_999])) == {"Dune", "Odes"}
+    assert find(S.id.eq(dune).not_()) == ALL - {"Dune"}
+    with pytest.raises(TypeError, match=r"BookEntity\.id: expected an int id"):
+        S.id.eq("1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"BookEntity\.category: expected an int id"):
+        S.category.eq(True)
+
+
+def test_full_text_match_and_prefix(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.title.match("dune")) == {"Dune"}
+    assert find(S.title.match("SNOW")) == {"Snow Crash"}, "case-insensitive"
+    assert find(S.title.match("crash snow")) == {"Snow Crash"}, "every word, any order"
+    assert find(S.title.match("snow dune")) == set(), "every word must be there"
+    assert find(S.title.match("neuro")) == set(), "whole words without prefix"
+    assert find(S.title.match("neuro", prefix=True)) == {"Neuromancer"}
+    assert find(S.title.match("sn cr", prefix=True)) == {"Snow Crash"}
+    assert find(S.title.match("n", prefix=True)) == set(), "a 1-letter prefix is a whole word"
+    assert find(S.title.match("!!! ...")) == set(), "no word: nothing"
+    assert find(S.title.match("!!! ...").not_()) == ALL
+    # punctuation separates words, as in the text
+    assert find(S.summary.match("arrakis")) == {"Dune"}
+    assert find(S.summary.match("spice, flow!")) == {"Dune"}
+    assert find(S.summary.match("cyberspace.a")) == {"Neuromancer"}
+    # words are not stemmed: "run" is not "running", "dog" is not "dogs"
+    assert find(S.summary.match("running")) == {"Snow Crash"}
+    assert find(S.summary.match("run")) == set()
+    assert find(S.summary.match("dog")) == set()
+    assert find(S.summary.match("dog", prefix=True)) == {"Snow Crash"}
+    assert find(S.summary.is_null()) == {"Odes"}, "an empty text is not NULL"
+    assert find(S.summary.is_not_null()) == ALL - {"Odes"}
+    with pytest.raises(TypeError, match=r"BookEntity\.title: match\(\) takes a str"):
+        S.title.match(5)  # type: ignore[arg-type]
+
+
+def test_exact_string_tags(corpus: Corpus) -> None:
+    """``searchable="tag"``: the whole string, exact (case, spaces, commas, separators)."""
+    find = corpus.find
+    assert find(S.isbn.eq("978-0441172719")) == {"Dune"}
+    assert find(S.isbn.eq("978")) == set(), "no partial match"
+    assert find(S.isbn.eq("")) == {"Odes"}, "the empty string is a value"
+    assert find(S.isbn.eq("a,b\x1fc")) == {"Essays"}
+    assert find(S.isbn.eq("a")) == set(), "commas and separators do not split the value"
+    assert find(S.isbn.eq("c")) == set()
+    assert find(S.isbn.eq("a,b")) == set()
+    assert find(S.isbn.eq(" x ")) == {"Neuromancer"}
+    assert find(S.isbn.eq("x")) == set(), "spaces around the value are part of it"
+    assert find(S.isbn.eq("X")) == {"Snow Crash"}, "case-sensitive"
+    assert find(S.isbn.in_(["", "X", "nope"])) == {"Odes", "Snow Crash"}
+    assert find(S.isbn.in_([])) == set()
+    assert find(S.isbn.eq("").not_()) == ALL - {"Odes"}
+
+
+def test_text_and_tag_both(corpus: Corpus) -> None:
+    find = corpus.find
+    summary = "Cyberspace. A consensual hallucination"
+    assert find(S.summary.eq(summary)) == {"Neuromancer"}
+    assert find(S.summary.eq(summary.lower())) == set(), "eq is exact, match is not"
+    assert find(S.summary.match(summary.lower())) == {"Neuromancer"}
+    assert find(S.summary.eq("")) == {"Essays"}
+    assert find(S.summary.in_(["", "running dogs"])) == {"Essays", "Snow Crash"}
+    assert find(S.summary.eq("running")) == set()
+
+
+def test_groups(corpus: Corpus) -> None:
+    find = corpus.find
+    cheap = S.price.lt(8)
+    sale = S.tags.eq(Tag.SALE)
+    novel = S.genre.eq(Genre.NOVEL)
+    assert find(cheap.or_(sale)) == {"Odes", "Neuromancer", "Essays"}
+    assert find(cheap.and_(sale)) == {"Neuromancer"}
+    assert find(cheap, sale) == {"Neuromancer"}, "filter() ANDs"
+    assert find(cheap.or_(sale).not_()) == {"Dune", "Snow Crash"}
+    assert find(novel.and_(cheap.or_(S.pages.gt(490)))) == {"Neuromancer", "Dune"}
+    assert find(novel.and_(cheap.not_()).or_(S.isbn.eq(""))) == {"Dune", "Snow Crash", "Odes"}
+    assert find(S.pages.in_([]).or_(novel)) == {"Dune", "Neuromancer", "Snow Crash"}
+    assert find(S.pages.in_([]).and_(novel)) == set()
+    assert find(S.pages.in_([]).not_()) == ALL
+    # raw(): ANDed as written
+    q = query(novel).raw("@pages:[400 +inf]")
+    assert {b.title for b in P.search_many_in_redis(corpus.ctx, q)} == {"Dune", "Snow Crash"}
+
+
+def test_sorting(corpus: Corpus) -> None:
+    ctx = corpus.ctx
+
+    def order(q: RedisSearchQuery[BookEntity]) -> list[str]:
+        return titles(P.search_many_in_redis(ctx, q))
+
+    assert order(query().sort_by_asc(S.pages)) == [
+        "Odes",
+        "Neuromancer",
+        "Essays",
+        "Snow Crash",
+        "Dune",
+    ]
+    assert order(query().sort_by_desc(S.pages)) == [
+        "Dune",
+        "Snow Crash",
+        "Essays",
+        "Neuromancer",
+        "Odes",
+    ]
+    assert order(query().sort_by_asc(S.price)) == [
+        "Odes",
+        "Neuromancer",
+        "Dune",
+        "Snow Crash",
+        "Essays",
+    ]
+    assert order(query(S.genre.eq(Genre.NOVEL)).sort_by_desc(S.updated_at)) == [
+        "Neuromancer",
+        "Dune",
+        "Snow Crash",
+    ]
+    assert order(query(S.published.is_not_null()).sort_by_asc(S.published)) == [
+        "Essays",
+        "Dune",
+        "Neuromancer",
+        "Snow Crash",
+    ]
+    assert order(query().sort_by_asc(S.title)) == sorted(ALL)
+    assert order(query().sort_by_desc(S.title)) == sorted(ALL, reverse=True)
+    with pytest.raises(TypeError, match=r"BookEntity\.balance is not sortable"):
+        query().sort_by_asc(S.balance)
+    with pytest.raises(TypeError, match=r"BookEntity\.genre is not sortable"):
+        query().sort_by_desc(S.genre)
+    column: Any = P.fields.pages  # a MySQL column, not a search field
+    with pytest.raises(TypeError, match="fields_redis_search"):
+        query().sort_by_asc(column)
+
+
+def test_pages_total_count_one_and_ids(corpus: Corpus, fluxa_assert_queries: AssertQueries) -> None:
+    ctx = corpus.ctx
+    by_pages = query().sort_by_asc(S.pages)
+    ordered = ["Odes", "Neuromancer", "Essays", "Snow Crash", "Dune"]
+    pages = [titles(P.search_many_in_redis(ctx, by_pages.pager(Pager(n, 2)))) for n in (1, 2, 3)]
+    assert pages == [ordered[0:2], ordered[2:4], ordered[4:]]
+    assert P.search_many_in_redis(ctx, query().sort_by_asc(S.pages).pager(Pager(4, 2))) == []
+    for book in corpus.books.values():  # the rows are in the context cache
+        P.get_by_id(ctx, book.id)
+    with fluxa_assert_queries(mysql=0, redis=1) as counter:
+        page, total = P.search_many_in_redis_with_total(
+            ctx, query(S.in_stock.eq(True)).sort_by_desc(S.price).pager(Pager(1, 2))
+        )
+    assert counter.operations == [("redis", "search")], "page and total from one FT.SEARCH"
+    assert (titles(page), total) == (["Essays", "Snow Crash"], 3)
+    page, total = P.search_many_in_redis_with_total(ctx, by_pages.pager(Pager(3, 2)))
+    assert (titles(page), total) == (["Dune"], 5)
+    page, total = P.search_many_in_redis_with_total(ctx, query(S.pages.in_([])))
+    assert (page, total) == ([], 0)
+    assert P.count_in_redis(ctx, query()) == 5
+    assert P.count_in_redis(ctx, query(S.pages.gt(280))) == 3
+    ids = P.search_ids_in_redis(ctx, query(S.pages.gt(280)).sort_by_desc(S.pages))
+    assert ids == [corpus.id("Dune"), corpus.id("Snow Crash"), corpus.id("Essays")]
+    first = P.search_one_in_redis(ctx, query(S.pages.gt(280)).sort_by_asc(S.pages))
+    assert first is not None and first.title == "Essays"
+    paged = query(S.pages.gt(280)).sort_by_asc(S.pages).pager(Pager(3, 10))
+    first = P.search_one_in_redis(ctx, paged)
+    assert first is not None and first.title == "Essays", "search_one ignores the pager"
+    assert P.search_one_in_redis(ctx, query(S.pages.gt(600))) is None
+    assert P.search_one_in_redis(ctx, query(S.pages.in_([]))) is None
+
+
+def test_results_are_hydrated_through_the_tiers_one_round_trip_each(
+    corpus: Corpus, fluxa_engine: Engine, fluxa_assert_queries: AssertQueries
+) -> None:
+    q = query(S.genre.eq(Genre.NOVEL)).sort_by_asc(S.pages)
+    expected = ["Neuromancer", "Snow Crash", "Dune"]
+    P.clear_redis_cache(corpus.ctx)
+    cold = fluxa_engine.new_context()
+    with fluxa_assert_queries(mysql=1) as counter:
+        assert titles(P.search_many_in_redis(cold, q)) == expected
+    redis_ops = [op for source, op in counter.operations if source == "redis"]
+    assert redis_ops[:2] == ["search", "mget"], "one FT.SEARCH, one MGET of the Redis tier"
+    assert "mget" not in redis_ops[2:] and "search" not in redis_ops[2:]
+    warm = fluxa_engine.new_context()
+    with fluxa_assert_queries(mysql=0, redis=2) as counter:
+        found = P.search_many_in_redis(warm, q)
+    assert [op for _, op in counter.operations] == ["search", "mget"]
+    assert titles(found) == expected
+    assert found[0] is P.get_by_id(warm, found[0].id), "the context cache holds them"
+    with fluxa_assert_queries(mysql=0, redis=1):
+        assert titles(P.search_many_in_redis(warm, q)) == expected
+
+
+def test_conditions_of_another_entity_are_refused(corpus: Corpus) -> None:
+    other = EveryTypeEntityProvider.fields_redis_search.title.match("dune")
+    with pytest.raises(TypeError, match="a Redis Search condition on EveryTypeEntity"):
+        P.search_many_in_redis(corpus.ctx, RedisSearchQuery().filter(other))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cannot combine conditions of BookEntity and Every"):
+        S.title.match("dune").or_(other)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected a RedisSearchQuery"):
+        P.search_many_in_redis(corpus.ctx, P.fields.pages.eq(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ProductEntity has no searchable field"):
+        ProductEntityProvider.search_many_in_redis(corpus.ctx, RedisSearchQuery())
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: U.pages.eq(math.nan), TypeError, r"BookEntity\.pages: expected an int"),
+        (lambda: U.price.gt(math.nan), ValueError, r"BookEntity\.price: nan cannot be searched"),
+        (lambda: U.price.lt(math.inf), ValueError, r"BookEntity\.price: inf cannot be searched"),
+        (lambda: U.rating.gte(-math.inf), ValueError, r"BookEntity\.rating: -inf cannot be"),
+        (lambda: U.price.eq(Decimal("NaN")), ValueError, r"BookEntity\.price: NaN cannot be"),
+        (lambda: U.price.eq(Decimal("sNaN")), ValueError, r"BookEntity\.price: sNaN cannot be"),
+        (lambda: U.price.eq(Decimal("Infinity")), ValueError, r"BookEntity\.price: Infinity"),
+        (lambda: U.price.eq("9.99"), TypeError, r"BookEntity\.price: expected a number, got str"),
+        (lambda: U.pages.gt("5"), TypeError, r"BookEntity\.pages: expected an int, got str"),
+        (lambda: U.pages.lt(5.0), TypeError, r"BookEntity\.pages: expected an int, got float"),
+        (lambda: U.price.eq(True), TypeError, r"BookEntity\.price: expected a number, got bool"),
+        (lambda: U.balance.between(1, "9"), TypeError, r"BookEntity\.balance: expected an int"),
+        (lambda: U.pages.in_([1, math.inf]), TypeError, r"BookEntity\.pages: expected an int"),
+        (lambda: U.price.in_([1, math.inf]), ValueError, r"BookEntity\.price: inf cannot be"),
+        (lambda: U.pages.in_("12"), TypeError, r"BookEntity\.pages: in_\(\) takes a list"),
+        (lambda: U.in_stock.eq(2), TypeError, r"BookEntity\.in_stock: expected a bool"),
+        (lambda: U.in_stock.eq("yes"), TypeError, r"BookEntity\.in_stock: expected a bool"),
+        (lambda: U.genre.eq(5), TypeError, r"BookEntity\.genre: expected a str, got int"),
+        (lambda: U.isbn.in_("ab"), TypeError, r"BookEntity\.isbn: in_\(\) takes a list"),
+        (lambda: U.pages.is_null(), TypeError, r"BookEntity\.pages: is_null\(\) needs a null"),
+        (lambda: U.title.is_not_null(), TypeError, r"BookEntity\.title: is_not_null\(\) needs"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(
+    make: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_huge_numbers_are_searchable(corpus: Corpus) -> None:
+    find = corpus.find
+    assert find(S.price.lt(dec("1E+400"))) == ALL, "beyond a double: +inf-like bound"
+    assert find(S.price.gt(dec("-1E+400"))) == ALL
+    assert find(S.balance.gt(-(2**70))) == ALL
+    assert find(S.balance.lt(2**70)) == ALL
+    assert find(S.price.gt(dec("1E-400"))) == ALL
+
+
+# -- hostile user strings (hypothesis) ----------------------------------------------------
+
+OPERATORS = "@|-~*(){}[]\"':;\\$%^&+=<>?!#,./` \t\n\r\x00\x1e\x1f"
+HOSTILE = [
+    '") | @title:* -(@price:[-inf +inf])',
+    "*",
+    "-",
+    "@isbn:{*}",
+    "{a|b}",
+    "a|b",
+    "\\",
+    "\\\\",
+    "%",
+    "%z",
+    "%h",
+    "%20",
+    "%u000041",
+    "  ",
+    " \t\n",
+    "\x00",
+    "ismissing(@isbn)",
+    "$param",
+    "w'*'",
+    "~a",
+    "%%a%%",
+    "a\u0301",  # a combining mark
+    "\u0301",
+    "e\u0301 é",
+    "😀🚀",
+    "a😀b",
+    "\u200b",
+    "\ufeff",
+    "İstanbul",
+    "STRASSE straße",
+    "ǅemal",
+    "INF Inf inf nan NaN 1e5 0x1F 00012 -inf +inf",
+    "123456789012345678901234567890",
+    "ⅫⅣ ²³ ٣٤",
+    "\uff21\uff22\uff23",
+]
+PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
+HOSTILE_TEXT = st.one_of(
+    st.text(alphabet=PRINTABLE, max_size=12),
+    st.text(alphabet=OPERATORS + "aAzZ09_é", max_size=12),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=8),
+    st.sampled_from(HOSTILE),
+)
+
+
+class Hostile:
+    """Eight books whose tag and text values each example rewrites."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.books = [_book(ctx, f"Hostile {i}") for i in range(8)]
+        ctx.flush()
+
+    def write(self, isbns: list[str], summaries: list[str | None]) -> None:
+        for book, isbn, summary in zip(self.books, isbns, summaries, strict=False):
+            book.isbn = isbn
+            book.summary = summary
+        self.ctx.flush()
+
+    def ids(self, condition: SearchCondition[BookEntity]) -> set[int]:
+        try:
+            found = P.search_ids_in_redis(self.ctx, query(condition))
+        except redis.ResponseError as exc:  # pragma: no cover - the failure reported
+            pytest.fail(f"{condition!r} broke the query: {exc}")
+        assert len(found) == len(set(found))
+        return set(found)
+
+
+@pytest.fixture
+def hostile(fluxa_ctx: Context) -> Hostile:
+    return Hostile(fluxa_ctx)
+
+
+def variants(value: str) -> list[str]:
+    """``value`` and values close to it that a loose match would confuse with it."""
+    near = [
+        value,
+        value.strip(),
+        f" {value}",
+        f"{value} ",
+        value.upper(),
+        value.casefold(),
+        value[1:],
+        value + "\x00",
+        value.replace(",", "\x1f"),
+        "%" + value,
+        value.replace(" ", "%20"),
+    ]
+    return [v[:40] for v in near]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(HOSTILE_TEXT, min_size=1, max_size=3))
+@example(values=["", " ", "a,b", "a\x1fb"])
+@example(values=["x", " x", "x ", "X"])
+@example(values=["%z", "", "%", "%25"])
+@example(values=["a\x00b", "a\x00c", "a"])
+@example(values=["😀", "a😀b", "a\u0301b", "\u0301"])
+def test_hostile_tag_values_match_exactly(hostile: Hostile, values: list[str]) -> None:
+    """``eq(v)`` returns exactly the rows whose value is ``v`` (``in_``: one of them), for
+    the tag string and the tag side of a "both" field; no value breaks the query."""
+    isbns = [v for value in values for v in variants(value)][:8]
+    hostile.write(isbns, list(isbns))
+    by_isbn = {b.id: b.isbn for b in hostile.books}
+    for value in {*isbns, *values}:
+        expected = {i for i, isbn in by_isbn.items() if isbn == value}
+        assert hostile.ids(S.isbn.eq(value)) == expected, f"isbn eq {value!r}"
+        assert hostile.ids(S.summary.eq(value)) == expected, f"summary eq {value!r}"
+        assert hostile.ids(S.isbn.eq(value).not_()) == set(by_isbn) - expected
+    wanted = set(values)
+    expected = {i for i, isbn in by_isbn.items() if isbn in wanted}
+    assert hostile.ids(S.isbn.in_(values)) == expected
+    assert hostile.ids(S.summary.in_(values)) == expected
+
+
+def matches(text: str | None, wanted: list[str], prefix: bool) -> bool:
+    """The oracle of ``match``: every word of the query is a word of the text (with
+    ``prefix``: starts one, for words of 2 characters or more)."""
+    if text is None or not wanted:
+        return False
+    have = search.words(text)
+    for word in wanted:
+        if prefix and len(word) >= search.MIN_PREFIX:
+            if not any(w.startswith(word) for w in have):
+                return False
+        elif word not in have:
+            return False
+    return True
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), texts=st.lists(HOSTILE_TEXT, min_size=1, max_size=8))
+@example(data=None, texts=["foo_bar baz", "café—bar", "running dogs", "hi😀there"])
+@example(data=None, texts=["INF inf", "NaN", "1e5 1E5", "0x1F", "00012 12"])
+@example(data=None, texts=["İstanbul", "istanbul", "STRASSE", "straße", "ǅemal ǆemal"])
+@example(data=None, texts=["a\\,b", "q\\w", "line\nbreak", "tab\tbed", "nul\x00byte"])
+@example(data=None, texts=["0\U00016f00", "ab\U00016f00cd", "\U0001d407\U0001d41e\U0001d425 x"])
+@example(data=None, texts=["e\u0301 é", "\uff21\uff22\uff23 abc", "ⅫⅣ ²³ ٣٤", "σς Σ"])
+def test_hostile_text_matches_exactly_the_rows_with_every_word(
+    hostile: Hostile, data: st.DataObject | None, texts: list[str]
+) -> None:
+    """``match(q)`` returns exactly the rows whose text holds every word of ``q``
+    (``search.words``: runs of letters and digits, case-folded): no operator in ``q``
+    widens it, no character of the text hides a word from it; no text breaks it."""
+    summaries: list[str | None] = [*texts, None][:8]
+    hostile.write([""] * 8, summaries)
+    by_id = {b.id: b.summary for b in hostile.books}
+    queries = list(texts)
+    for text in texts:  # words of the texts, joined by hostile separators
+        found = search.words(text)
+        if found:
+            queries.append(" | ".join(found[:2]))
+            queries.append(f'"{found[0][:3]}*"')
+            queries.append(found[-1].upper() + "-(" + found[0])
+    if data is not None:
+        queries.append(data.draw(HOSTILE_TEXT))
+    for text in queries:
+        wanted = search.words(text)
+        for prefix in (False, True):
+            expected = {i for i, s in by_id.items() if matches(s, wanted, prefix)}
+            condition = S.summary.match(text, prefix=prefix)
+            assert hostile.ids(condition) == expected, f"match({text!r}, prefix={prefix})"
+            if wanted and not prefix:
+                assert hostile.ids(condition.not_()) == set(by_id) - expected
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    bound=st.one_of(
+        st.floats(),
+        st.decimals(),
+        st.integers(min_value=-(2**80), max_value=2**80),
+        st.sampled_from([Decimal("1E+400"), Decimal("-1E-400"), 2**1100, -(2**1100)]),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+    )
+)
+def test_numeric_bounds_are_refused_or_exact(corpus: Corpus, bound: Any) -> None:
+    """A numeric bound is refused naming the field (NaN, infinities, non-numbers) or
+    the range returns exactly the rows it covers."""
+    if isinstance(bound, str | bool | None):
+        refused = True
+    elif isinstance(bound, Decimal):
+        refused = not bound.is_finite()
+    else:
+        refused = isinstance(bound, float) and not math.isfinite(bound)
+    if refused:
+        with pytest.raises((TypeError, ValueError), match=r"BookEntity\.price"):
+            S.price.gte(bound)
+        return
+    condition = S.price.gte(bound)
+    try:
+        limit = float(bound)
+    except OverflowError:
+        limit = math.inf if bound > 0 else -math.inf
+    expected = {t for t, b in corpus.books.items() if b.price >= limit}
+    assert corpus.find(condition) == expected, f"price >= {bound!r}"
+
+
+# -- documents follow the flushes ---------------------------------------------------------
+
+
+def ids_of(ctx: Context, *conditions: SearchCondition[BookEntity]) -> list[int]:
+    return P.search_ids_in_redis(ctx, query(*conditions).sort_by_asc(S.pages))
+
+
+def counter(ctx: Context, id_: int) -> bytes | None:
+    index = index_of(ctx)
+    value = index.redis.client.get(index.counter_key(id_))
+    assert value is None or isinstance(value, bytes)
+    return value
+
+
+def test_insert_update_soft_delete_restore_and_force_delete(fluxa_ctx: Context) -> None:
+    ctx = fluxa_ctx
+    book = _book(ctx, "Dune", pages=500, summary="Spice", tags={Tag.NEW})
+    other = _book(ctx, "Odes", pages=80)
+    ctx.flush()
+    id_ = book.id
+    assert doc(ctx, id_) == expected_doc(ctx, id_)
+    assert doc(ctx, id_)["title"] == "dune" and doc(ctx, id_)["pages"] == "500"
+    assert ids_of(ctx, S.title.match("dune")) == [id_]
+
+    book.title = "Arrakis"
+    book.summary = None
+    book.tags = None
+    ctx.flush()
+    assert doc(ctx, id_) == expected_doc(ctx, id_)
+    assert "summary" not in doc(ctx, id_) and "tags" not in doc(ctx, id_), "NULL: no field"
+    assert ids_of(ctx, S.title.match("dune")) == []
+    assert ids_of(ctx, S.title.match("arrakis")) == [id_]
+    assert ids_of(ctx, S.summary.is_null()) == [other.id, id_]
+    assert ids_of(ctx, S.tags.eq(Tag.NEW)) == []
+
+    book.delete()  # soft delete: the row stays in MySQL, its document goes
+    ctx.flush()
+    assert book.fake_delete
+    assert doc(ctx, id_) == {}
+    assert P.get_by_id(ctx, id_) is not None
+    assert ids_of(ctx) == [other.id]
+    assert P.count_in_redis(ctx, query()) == 1
+    assert P.search_one_in_redis(ctx, query(S.title.match("arrakis"))) is None
+
+    restored = P.must_get_by_id(fluxa_ctx.engine.new_context(), id_)
+    restored._set(P.fake_delete_index, 0)  # no public restore API: the flag set back
+    restored._ctx.flush()
+    assert doc(ctx, id_) == expected_doc(ctx, id_) != {}
+    assert ids_of(ctx, S.title.match("arrakis")) == [id_]
+
+    restored.force_delete()
+    other.force_delete()
+    restored._ctx.flush()
+    ctx.flush()
+    assert doc(ctx, id_) == {} and doc(ctx, other.id) == {}
+    assert ids_of(ctx) == []
+
+
+def test_force_delete_of_a_soft_deleted_row_and_rebuild_never_index_it(
+    fluxa_ctx: Context,
+) -> None:
+    ctx = fluxa_ctx
+    gone, hidden, kept = (_book(ctx, t, pages=i) for i, t in enumerate(("Gone", "Hidden", "Kept")))
+    ctx.flush()
+    gone.delete()
+    hidden.delete()
+    ctx.flush()
+    gone.force_delete()
+    ctx.flush()
+    P.reindex_redis_search(ctx)  # back-fill from MySQL: the soft-deleted row stays out
+    assert ids_of(ctx) == [kept.id]
+    assert doc(ctx, hidden.id) == {} and doc(ctx, gone.id) == {}
+    assert ctx.engine.mysql().query_row("SELECT COUNT(*) FROM `BookEntity`") == (2,)
+
+
+def test_a_row_soft_deleted_behind_the_index_is_not_returned(fluxa_ctx: Context) -> None:
+    """A document can lag (a row soft-deleted by SQL outside fluxa): the results are
+    hydrated rows, and a soft-deleted one is left out."""
+    ctx = fluxa_ctx
+    first, second = _book(ctx, "First", pages=1), _book(ctx, "Second", pages=2)
+    ctx.flush()
+    ctx.engine.mysql().exec("UPDATE `BookEntity` SET `fake_delete` = `id` WHERE `id` = ?", first.id)
+    P.clear_redis_cache(ctx)
+    fresh = ctx.engine.new_context()
+    assert ids_of(fresh) == [first.id, second.id], "the document is still there"
+    assert titles(P.search_many_in_redis(fresh, query().sort_by_asc(S.pages))) == ["Second"]
+
+
+def test_an_update_of_no_searchable_column_writes_no_document(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    ctx = fluxa_ctx
+    category = CategoryEntityProvider.new(ctx)
+    category.name = "c"
+    entity = EveryTypeEntityProvider.new(ctx)
+    entity.short, entity.category, entity.title = "s", category, "Alpha"
+    ctx.flush()
+    index = EveryTypeEntityProvider._binding(ctx).search
+    assert index is not None
+    client = index.redis.client
+    before = (client.get(index.counter_key(entity.id)), client.hgetall(index.doc_key(entity.id)))
+    assert before[1] == {b"_id": str(entity.id).encode(), b"title": b"alpha"}
+    entity.text = "not searchable"  # its auto updated_at is not searchable either
+    with fluxa_assert_queries() as counted:
+        ctx.flush()
+    assert not [op for _, op in counted.operations if op.startswith("search")], counted.operations
+    after = (client.get(index.counter_key(entity.id)), client.hgetall(index.doc_key(entity.id)))
+    assert after == before
+    entity.title = "Beta"
+    with fluxa_assert_queries() as counted:
+        ctx.flush()
+    ops = [op for _, op in counted.operations if op.startswith("search")]
+    assert ops == ["search claim", "search write"]
+    assert client.hget(index.doc_key(entity.id), "title") == b"beta"
+
+
+def test_a_failed_flush_changes_no_document(fluxa_ctx: Context) -> None:
+    ctx = fluxa_ctx
+    first, second = _book(ctx, "First", pages=1), _book(ctx, "Second", pages=2)
+    ctx.flush()
+    before = {i: doc(ctx, i) for i in (first.id, second.id)}
+    counters = {i: counter(ctx, i) for i in (first.id, second.id)}
+    writer = ctx.engine.new_context()
+    changed = P.must_get_by_id(writer, first.id)
+    changed.title = "Renamed"
+    changed.delete()
+    duplicate = P.new_with_id(writer, second.id)  # the INSERT fails: duplicate key
+    duplicate.title = "Duplicate"
+    with pytest.raises(IntegrityError, match="Duplicate entry"):
+        writer.flush()
+    assert {i: doc(ctx, i) for i in before} == before
+    assert {i: counter(ctx, i) for i in before} == counters, "no counter taken"
+    assert changed.is_dirty
+    duplicate.delete()  # a new entity: forgotten
+    writer.flush()
+    assert doc(ctx, first.id) == {} and doc(ctx, second.id) == before[second.id]
+
+
+def test_a_flush_inside_atomic_writes_documents_on_commit_only(fluxa_ctx: Context) -> None:
+    ctx = fluxa_ctx
+    kept = _book(ctx, "Kept", pages=1)
+    ctx.flush()
+    kept_doc = doc(ctx, kept.id)
+    with transaction.atomic():
+        inside = _book(ctx, "Inside", pages=2)
+        kept.title = "Renamed"
+        ctx.flush()
+        assert doc(ctx, inside.id) == {}, "not before Django commits"
+        assert doc(ctx, kept.id) == kept_doc
+    assert doc(ctx, inside.id) == expected_doc(ctx, inside.id) != {}
+    assert doc(ctx, kept.id)["title"] == "renamed"
+    renamed_doc = doc(ctx, kept.id)
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        lost = _book(ctx, "Lost", pages=3)
+        kept.title = "Never"
+        inside.delete()
+        ctx.flush()
+        raise Rollback
+    assert doc(ctx, lost.id) == {}
+    assert doc(ctx, kept.id) == renamed_doc == expected_doc(ctx, kept.id)
+    assert doc(ctx, inside.id) == expected_doc(ctx, inside.id) != {}
+    assert ids_of(ctx) == [kept.id, inside.id]

@@ -389,8 +389,8 @@ class ProviderBase(Generic[E]):
         text, sort = query.query_string(), query.sort_args()
         page = query.page
         offset, size = (page.offset, page.size) if page is not None else (0, SEARCH_WINDOW)
-        if limit is not None:
-            size = min(size, limit)
+        if limit is not None:  # search_one: the first match, whatever the pager says
+            offset, size = 0, limit
         if offset + size <= SEARCH_WINDOW:
             total, ids = index.search(text, sort, offset, size)
             if page is not None or total <= len(ids) or limit is not None:

@@ -2,29 +2,34 @@
 
 Documents are Redis hashes ``fxs:{<ns>}:d:<id>`` holding the searchable columns of
 one live row, encoded by column kind (numbers in decimal, dates and datetimes as
-Unix seconds, bools ``1``/``0``, enums and sets as their values, strings as they
-are; NULL: no field). The encoding depends on the column only, never on the index,
-so every version of an entity's index reads the same documents: a changed
-definition is a new ``FT.CREATE`` over the same prefix, back-filled from MySQL,
-then the alias ``fxs:{<ns>}:a`` is switched to it (``runtime/search_index.py``).
+Unix seconds, bools ``1``/``0``, enums, sets and tag strings through ``tag_text``,
+full-text strings as their words, ``text_value``; NULL: no field). The encoding
+depends on the column only, never on the index, so every version of an entity's
+index reads the same documents: a changed definition is a new ``FT.CREATE`` over
+the same prefix, back-filled from MySQL, then the alias ``fxs:{<ns>}:a`` is
+switched to it (``runtime/search_index.py``).
 
 Ordering of concurrent writers: inside its transaction, after its statements (the
 rows are locked), a flush increments ``fxs:{<ns>}:v:<id>`` of every row whose
 document changes; after the commit it writes the document only while that
 counter still holds its own value (a later flush of the row then writes
-instead). Reindexing reads the counters before the rows and writes under the
-same rule, so a row changed meanwhile is never overwritten with what was read.
+instead), and increments it again when it wrote. Reindexing reads the counters
+before the rows and writes under the same rule without incrementing: a row
+changed meanwhile is never overwritten with what was read, even when the read
+saw a counter taken by a flush that had not committed yet (that flush's write
+moves the counter on).
 
 User values never reach a query unescaped: numbers are formatted from checked
-numbers, tag values are escaped character by character (everything but letters
-and digits gets a backslash), full-text words are split on every character that
-is not a letter or digit, as the indexer splits them.
+numbers, tag values are encoded (``tag_text``) then escaped character by
+character (everything but letters and digits gets a backslash), full-text words
+are the runs of letters and digits, case-folded, exactly what the documents hold.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -42,12 +47,19 @@ QE = TypeVar("QE", default=Unfiltered)
 
 _EPOCH_DAY = datetime.date(1970, 1, 1)
 _EPOCH = datetime.datetime(1970, 1, 1)  # rows hold naive UTC
-_TAG_CODE = "\x1e"  # tag values: \x1e -> \x1e0, \x1f -> \x1e1, "" -> \x1ee (see tag_text)
 TAG_SEPARATOR = "\x1f"
 MIN_PREFIX = 2  # RediSearch's MINPREFIX: shorter prefixes match nothing
+# Tag values are stored (and searched) encoded, see ``tag_text``.
+_TAG_ESCAPE = "%"
+_TAG_EMPTY = "%z"
+_TAG_HASHED = "%h"
+MAX_TAG_BYTES = 4096  # RediSearch cuts longer tag values (MAX_TAG_LEN): they are hashed
+# Bumped when the document encoding changes: part of the index definition's hash, so
+# that ``fluxa_migrate`` rebuilds (rewrites every document) after an upgrade.
+ENCODING_VERSION = "2"
 
 
-# -- document values (generated ``search_document`` calls these) -----------------------
+# -- document values (``runtime/search_index.document`` calls these) --------------------
 
 
 def number_text(value: Any) -> str:
@@ -86,15 +98,42 @@ def datetime_text(value: datetime.datetime) -> str:
     return number_text(datetime_number(value))
 
 
+def _tag_char(char: str) -> str:
+    code = ord(char)
+    return f"%{code:02X}" if code < 0x100 else f"%u{code:06X}"
+
+
 def tag_text(value: str) -> str:
-    """A tag value as stored: the separator and its escape character are encoded
-    (injectively), and the empty string gets a code of its own (RediSearch does not
-    index empty tags)."""
+    """A tag value as stored and searched: an injective encoding into characters that
+    RediSearch keeps as they are, both when it indexes a tag and when it parses one in a
+    query. Encoded (``%XX``, ``%uXXXXXX``): ``%`` itself, control characters (the tag
+    separator among them: a query cannot hold them even escaped, and the indexer stops at
+    NUL), characters outside ASCII that are not letters or digits (a query cannot escape
+    them) and spaces at either end (the indexer trims them). The empty string is ``%z``
+    (RediSearch indexes no empty tag) and a value longer than ``MAX_TAG_BYTES`` in UTF-8
+    is ``%h`` and its SHA-256 (RediSearch cuts longer tags, which would make values that
+    share a beginning equal)."""
     if not value:
-        return _TAG_CODE + "e"
-    if _TAG_CODE in value or TAG_SEPARATOR in value:
-        value = value.replace(_TAG_CODE, _TAG_CODE + "0").replace(TAG_SEPARATOR, _TAG_CODE + "1")
-    return value
+        return _TAG_EMPTY
+    if value.isascii() and value.isprintable() and _TAG_ESCAPE not in value:
+        text = value  # the common case
+    else:
+        text = "".join(
+            char
+            if (char.isalnum() or (char.isascii() and char.isprintable())) and char != "%"
+            else _tag_char(char)
+            for char in value
+        )
+    if text[0] == " " or text[-1] == " ":
+        start = len(text) - len(text.lstrip(" "))
+        end = len(text.rstrip(" "))
+        if end <= start:
+            text = "%20" * len(text)
+        else:
+            text = "%20" * start + text[start:end] + "%20" * (len(text) - end)
+    if len(text) > MAX_TAG_BYTES // 4 and len(text.encode()) > MAX_TAG_BYTES:
+        return _TAG_HASHED + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
 
 
 def tags_text(values: str) -> str:
@@ -102,18 +141,7 @@ def tags_text(values: str) -> str:
     return TAG_SEPARATOR.join(tag_text(v) for v in values.split(",")) if values else ""
 
 
-# -- escaping ----------------------------------------------------------------------------
-
-
-def escape_tag(value: str) -> str:
-    """A stored tag value escaped for ``@f:{...}``: every character that is not a letter
-    or a digit gets a backslash (an allow-list: nothing else reaches the parser bare)."""
-    return "".join(c if c.isalnum() else "\\" + c for c in tag_text(value))
-
-
-def words(text: str) -> list[str]:
-    """The words of a full-text value as the indexer sees them: runs of letters and
-    digits (every other character separates words)."""
+def _runs(text: str) -> list[str]:
     found: list[str] = []
     current: list[str] = []
     for char in text:
@@ -127,14 +155,71 @@ def words(text: str) -> list[str]:
     return found
 
 
+def words(text: str) -> list[str]:
+    """The words of a full-text value, as they are indexed and searched: runs of letters
+    and digits (every other character separates words), case-folded (``str.casefold``; a
+    character that folds to one that is not a letter or digit separates words too)."""
+    if text.isascii():
+        return _runs(text.lower())
+    found: list[str] = []
+    for word in _runs(text):
+        found += _runs(word.casefold())
+    return found
+
+
+def term(word: str) -> str:
+    """A word as the index holds it: characters beyond the Basic Multilingual Plane
+    (mathematical letters, CJK extension B, ...) as two private-use characters each,
+    since RediSearch's term trie holds 16-bit characters only (a prefix query never
+    finds a term with one). Per character, so a prefix of a word is a prefix of its
+    term."""
+    if word.isascii() or max(word) <= "\uffff":
+        return word
+    out: list[str] = []
+    for char in word:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out += [chr(0xE000 + (code >> 10)), chr(0xE400 + (code & 0x3FF))]
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def text_value(text: str) -> str:
+    """A full-text value as its document holds it: its words (as terms), separated by
+    spaces. The indexer then sees exactly ``words(text)`` (its own tokenizer keeps ``_``,
+    characters outside ASCII and backslash escapes inside words, drops control characters
+    and stems): a query's words are split, folded and matched the same way."""
+    return " ".join(term(w) for w in words(text))
+
+
+# -- escaping ----------------------------------------------------------------------------
+
+
+def escape_tag(value: str) -> str:
+    """A tag value encoded (``tag_text``) and escaped for ``@f:{...}``: every character
+    that is not a letter or a digit gets a backslash (an allow-list: nothing else reaches
+    the parser bare)."""
+    return "".join(c if c.isalnum() else "\\" + c for c in tag_text(value))
+
+
 def _number(value: Any, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise TypeError(f"{where}: expected a number, got {type(value).__name__}")
-    if isinstance(value, float | Decimal) and not math.isfinite(value):
+    if isinstance(value, Decimal) and not value.is_finite():
         raise ValueError(f"{where}: {value} cannot be searched (not finite)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} cannot be searched (not finite)")
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int beyond a double
+        as_float = math.inf if value > 0 else -math.inf
+    if math.isinf(as_float):  # beyond every value a document can hold
+        return "+inf" if as_float > 0 else "-inf"
     if isinstance(value, Decimal):
-        return format(float(value), "r") if value.adjusted() > 300 else format(value, "f")
-    return number_text(int(value) if isinstance(value, int) else float(value))
+        return repr(as_float) if abs(value.adjusted()) > 300 else format(value, "f")
+    return number_text(int(value) if isinstance(value, int) else as_float)
 
 
 # -- conditions ----------------------------------------------------------------------------
@@ -363,7 +448,7 @@ class TextSearchField(SearchField[str, E]):
         found = words(text[:])
         if not found:
             return self._make(None)
-        terms = [w + "*" if prefix and len(w) >= MIN_PREFIX else w for w in found]
+        terms = [term(w) + "*" if prefix and len(w) >= MIN_PREFIX else term(w) for w in found]
         return self._make(f"@{self.attribute}:({' '.join(terms)})")
 
 

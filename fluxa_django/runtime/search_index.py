@@ -28,6 +28,7 @@ import redis
 from fluxa_django.errors import PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.namespace import key_prefix
+from fluxa_django.runtime.observe import OBSERVERS, notify
 
 if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
@@ -42,15 +43,19 @@ SearchSpec = tuple[tuple[str, int, str, str, bool, bool], ...]
 BATCH = 1000  # rows per MySQL read and per Lua call while rebuilding
 WRITE_CHUNK = 500  # documents per Lua call after a flush
 INDEX_WAIT = 600.0  # seconds a rebuild waits for RediSearch to finish indexing
+# Round-trip names for the observers (fluxa_assert_queries) and the query loggers
+_OPERATIONS = {"FT.SEARCH": "search", "FT.AGGREGATE": "search cursor", "FT.CURSOR": "search cursor"}
 
-# KEYS: counter, document (a pair per row). ARGV: count, then per row the counter value
-# the writer saw ("" = none), the number of field/value pairs (-1: delete) and the pairs.
-# A document is written (replaced whole: DEL + HSET, one atomic step) only while its
-# counter still holds that value. Returns the 1-based numbers of the rows skipped.
+# KEYS: counter, document (a pair per row). ARGV: count, "1" when the writer is a flush
+# (it moves the counter on after writing), then per row the counter value the writer
+# saw ("" = none), the number of field/value pairs (-1: delete) and the pairs. A document
+# is written (replaced whole: DEL + HSET, one atomic step) only while its counter still
+# holds that value. Returns the 1-based numbers of the rows skipped.
 _WRITE_LUA = """
 local n = tonumber(ARGV[1])
+local bump = ARGV[2] == '1'
 local skipped = {}
-local a = 2
+local a = 3
 for i = 1, n do
   local expected = ARGV[a]
   local count = tonumber(ARGV[a + 1])
@@ -61,6 +66,7 @@ for i = 1, n do
     if count > 0 then
       redis.call('HSET', KEYS[2 * i], unpack(ARGV, a, a + 2 * count - 1))
     end
+    if bump then redis.call('INCR', KEYS[2 * i - 1]) end
   else
     skipped[#skipped + 1] = i
   end
@@ -107,14 +113,16 @@ def create_args(spec: SearchSpec) -> list[str]:
         missing = ["INDEXMISSING"] if nullable else []
         sort = ["SORTABLE"] if sortable else []
         tag = ["TAG", "SEPARATOR", search.TAG_SEPARATOR, "CASESENSITIVE", *missing]
+        # NOSTEM: a query matches the words it names (``search.words``), not their stems
+        text = ["TEXT", "NOSTEM", *missing, *sort]
         if kind == "NUMERIC":
             args += [name, "AS", name, "NUMERIC", *missing, *sort]
         elif kind == "TAG":
             args += [name, "AS", name, *tag, *sort]
         elif kind == "TEXT":
-            args += [name, "AS", name, "TEXT", *missing, *sort]
+            args += [name, "AS", name, *text]
         else:  # TEXT+TAG
-            args += [name, "AS", name, "TEXT", *missing, *sort]
+            args += [name, "AS", name, *text]
             args += [f"{name}__tag", "AS", f"{name}__tag", *tag]
     return args
 
@@ -134,7 +142,7 @@ def _encode(encoding: str, value: Any) -> str:
         return search.tags_text(value)
     if encoding == "tag":
         return search.tag_text(str(value))
-    return str(value)  # text
+    return search.text_value(str(value))  # text
 
 
 def document(spec: SearchSpec, row: Sequence[Any]) -> list[str]:
@@ -145,7 +153,8 @@ def document(spec: SearchSpec, row: Sequence[Any]) -> list[str]:
         if value is None:
             continue
         if kind == "TEXT+TAG":
-            pairs += [name, str(value), f"{name}__tag", search.tag_text(str(value))]
+            text = str(value)
+            pairs += [name, search.text_value(text), f"{name}__tag", search.tag_text(text)]
         else:
             pairs += [name, _encode(encoding, value)]
     return pairs
@@ -199,7 +208,7 @@ class SearchIndex:
         self.doc_prefix = self.base + "d:"
         self.alias = self.base + "a"
         self.schema_args = create_args(spec)
-        definition = "\x00".join([self.doc_prefix, *self.schema_args])
+        definition = "\x00".join([self.doc_prefix, search.ENCODING_VERSION, *self.schema_args])
         self.version = hashlib.sha256(definition.encode()).hexdigest()[:12]
         self.columns_sql = columns_sql  # "`id`,`a`,..." in row order
         self.fake_delete = fake_delete
@@ -220,6 +229,8 @@ class SearchIndex:
         return self.redis.client
 
     def _command(self, *args: Any) -> Any:
+        if OBSERVERS:
+            notify("redis", _OPERATIONS.get(args[0], args[0].lower()))
         return self._client().execute_command(*args)  # type: ignore[no-untyped-call]
 
     def _unreachable(self, exc: BaseException, what: str) -> PoolError:
@@ -241,15 +252,21 @@ class SearchIndex:
         pipe = self._client().pipeline(transaction=False)
         for id_ in wanted:
             pipe.incr(self.counter_key(id_))
+        if OBSERVERS:
+            notify("redis", "search claim")
         try:
             values = pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise self._unreachable(exc, "flush refused, nothing was written") from exc
         return {id_: str(v) for id_, v in zip(wanted, values, strict=True)}
 
-    def write(self, items: Sequence[tuple[int, str, list[str] | None]]) -> list[int]:
+    def write(
+        self, items: Sequence[tuple[int, str, list[str] | None]], flush: bool = False
+    ) -> list[int]:
         """Write documents (``None``: delete) of ``(id, counter value seen, fields)``
-        under the ordering rule; returns the ids skipped (a newer writer owns them)."""
+        under the ordering rule; returns the ids skipped (a newer writer owns them).
+        ``flush``: the writer is a committed flush, which moves the counters of the
+        documents it wrote on (see ``runtime/search.py``)."""
         if not items:
             return []
         script = self._script
@@ -259,7 +276,7 @@ class SearchIndex:
         chunks = [items[i : i + WRITE_CHUNK] for i in range(0, len(items), WRITE_CHUNK)]
         for chunk in chunks:
             keys: list[str] = []
-            args: list[Any] = [len(chunk)]
+            args: list[Any] = [len(chunk), "1" if flush else "0"]
             for id_, seen, fields in chunk:
                 keys += [self.counter_key(id_), self.doc_key(id_)]
                 if fields is None:
@@ -267,6 +284,8 @@ class SearchIndex:
                 else:
                     args += [seen, len(fields) // 2, *fields]
             script(keys=keys, args=args, client=pipe)
+        if OBSERVERS:
+            notify("redis", "search write")
         replies = pipe.execute()
         skipped: list[int] = []
         for chunk, reply in zip(chunks, replies, strict=True):
@@ -277,7 +296,7 @@ class SearchIndex:
         """The documents of a committed flush; a Redis failure is logged (the rows are
         saved; ``fluxa_reindex`` repairs the index)."""
         try:
-            self.write(items)
+            self.write(items, flush=True)
         except (redis.RedisError, OSError) as exc:
             self.redis.failed(exc)
             log.error(
@@ -303,6 +322,7 @@ class SearchIndex:
             query_string,
             "NOCONTENT",
             *sort,
+            "VERBATIM",
             "LIMIT",
             str(offset),
             str(count),
@@ -326,7 +346,8 @@ class SearchIndex:
 
     def all_ids(self, query_string: str, sort: list[str], skip: int = 0) -> list[int]:
         """Every match past RediSearch's result window (``FT.AGGREGATE ... WITHCURSOR``)."""
-        args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "LOAD", "1", "@_id"]
+        args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "VERBATIM"]
+        args += ["LOAD", "1", "@_id"]
         if sort:
             args += ["SORTBY", "2", f"@{sort[1]}", sort[2], "MAX", str(2**31 - 1)]
         args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
