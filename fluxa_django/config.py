@@ -174,9 +174,21 @@ class ClickhouseOptions:
     conn_max_lifetime: int = 300
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaPoolOptions:
-    """Options of a Kafka pool (seed ``KafkaPoolOptions``)."""
+    """Options of a Kafka pool (seed ``KafkaPoolOptions``).
+
+    ``tls`` turns on TLS (``security.protocol`` ``SSL``, or ``SASL_SSL`` with a SASL
+    mechanism; ``tls_ca_file`` is a PEM bundle of the CAs to trust, the system's by
+    default). ``ignored_topics``/``ignored_consumer_groups`` are names or ``fnmatch``
+    patterns ``fluxa_migrate`` never deletes. Bounds, in seconds: ``connect_timeout``
+    (TCP, TLS and SASL set-up of a broker connection, and a metadata request),
+    ``request_timeout`` (one broker request), ``delivery_timeout`` (a produced record
+    is acknowledged or failed within it).
+    """
 
     client_id: str = ""
     required_acks: int = -1
@@ -187,13 +199,27 @@ class KafkaPoolOptions:
     sasl_password: str = field(default="", repr=False)
     ignored_topics: tuple[str, ...] = ()
     ignored_consumer_groups: tuple[str, ...] = ()
+    tls: bool = False
+    tls_ca_file: str = ""
+    connect_timeout: float = 2.0
+    request_timeout: float = 10.0
+    delivery_timeout: float = 10.0
+
+
+# The async flush's topics and consumer group (defined by ``register_async_flush``).
+ASYNC_SQL_TOPIC = "_fluxa_async_sql"
+ASYNC_SQL_FAILED_TOPIC = "_fluxa_async_sql_failed"
+ASYNC_SQL_GROUP = "_fluxa_async_sql"
 
 
 @dataclass(frozen=True)
 class AsyncFlushOptions:
-    """Options of the async flush topic ``_fluxa_async_sql``."""
+    """Options of the async flush topics ``_fluxa_async_sql`` and ``_fluxa_async_sql_failed``
+    (both get ``topic_partitions`` partitions; ``replication_factor`` -1 is the broker's
+    default)."""
 
     topic_partitions: int = 1
+    replication_factor: int = -1
 
 
 class KafkaConsumerGroup:
@@ -365,6 +391,11 @@ class ConfigKafka:
     ignored_topics: list[str] = field(default_factory=list)
     ignored_consumer_groups: list[str] = field(default_factory=list)
     topics: list[ConfigKafkaTopic] = field(default_factory=list)
+    tls: bool = False
+    tls_ca_file: str = ""
+    connect_timeout: float = 2.0
+    request_timeout: float = 10.0
+    delivery_timeout: float = 10.0
 
 
 @dataclass
@@ -601,6 +632,11 @@ def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
             "ignored_topics",
             "ignored_consumer_groups",
             "topics",
+            "tls",
+            "tls_ca_file",
+            "connect_timeout",
+            "request_timeout",
+            "delivery_timeout",
         }
     )
     brokers = r.texts("brokers")
@@ -647,4 +683,25 @@ def _parse_kafka(pool: str, value: Any) -> ConfigKafka:
         ignored_topics=r.texts("ignored_topics"),
         ignored_consumer_groups=r.texts("ignored_consumer_groups"),
         topics=topics,
+        tls=_flag(pool, "kafka.tls", r.data.get("tls", False)),
+        tls_ca_file=r.text("tls_ca_file"),
+        connect_timeout=_kafka_seconds(pool, "connect_timeout", r.data.get("connect_timeout", 2.0)),
+        request_timeout=_kafka_seconds(
+            pool, "request_timeout", r.data.get("request_timeout", 10.0)
+        ),
+        delivery_timeout=_kafka_seconds(
+            pool, "delivery_timeout", r.data.get("delivery_timeout", 10.0)
+        ),
     )
+
+
+def _flag(pool: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"pool {pool!r}: {key} must be true or false")
+    return value
+
+
+def _kafka_seconds(pool: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ConfigError(f"pool {pool!r}: kafka.{name} must be a number of seconds in (0, 3600]")
+    return float(value)

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from fluxa_django.config import (
+    ASYNC_SQL_FAILED_TOPIC,
+    ASYNC_SQL_GROUP,
+    ASYNC_SQL_TOPIC,
     DEFAULT_POOL_CODE,
+    SASL_MECHANISMS,
     AsyncFlushOptions,
     ClickhouseOptions,
     Config,
@@ -176,14 +181,44 @@ class Registry:
         ):
             raise ConfigError(f"kafka pool {code!r}: brokers must be a non-empty list of host:port")
         self.kafka_pools[code] = KafkaPoolConfig(
-            code, tuple(brokers), options or KafkaPoolOptions()
+            code, tuple(brokers), _kafka_options(code, options or KafkaPoolOptions())
         )
 
     def register_kafka_consumer_group(self, group: KafkaConsumerGroup) -> None:
+        if not isinstance(group.name, str) or not group.name:
+            raise ConfigError(
+                f"kafka consumer group {group.name!r}: name must be a non-empty string"
+            )
         self.kafka_consumer_groups[group.name] = group
 
     def register_kafka_topic(self, topic: KafkaTopic) -> None:
+        _check_topic(topic.name, topic.partition_count, topic.replication)
         self.kafka_topics[(topic.pool, topic.name)] = topic
+
+    def kafka_topic_definitions(self) -> dict[tuple[str, str], KafkaTopic]:
+        """Every topic ``fluxa_migrate`` manages, by (pool, name): the registered ones and
+        the async flush's ``_fluxa_async_sql`` and ``_fluxa_async_sql_failed``."""
+        topics = dict(self.kafka_topics)
+        if self.async_flush is not None:
+            pool, options = self.async_flush
+            for name in (ASYNC_SQL_TOPIC, ASYNC_SQL_FAILED_TOPIC):
+                topics.setdefault(
+                    (pool, name),
+                    KafkaTopic(name, pool)
+                    .partitions(options.topic_partitions)
+                    .replication_factor(options.replication_factor),
+                )
+        return topics
+
+    def kafka_group_definitions(self) -> dict[str, KafkaConsumerGroup]:
+        """Every consumer group, by name: the registered ones and the async flush's
+        ``_fluxa_async_sql`` (reading ``_fluxa_async_sql``)."""
+        groups = dict(self.kafka_consumer_groups)
+        if self.async_flush is not None and ASYNC_SQL_GROUP not in groups:
+            groups[ASYNC_SQL_GROUP] = KafkaConsumerGroup(
+                ASYNC_SQL_GROUP, self.async_flush[0]
+            ).topics(ASYNC_SQL_TOPIC)
+        return groups
 
     def register_debezium_connect_url(self, url: str, kafka_pool: str = DEFAULT_POOL_CODE) -> None:
         if not url.startswith(("http://", "https://")):
@@ -195,7 +230,9 @@ class Registry:
     def register_async_flush(
         self, kafka_pool: str, options: AsyncFlushOptions | None = None
     ) -> None:
-        self.async_flush = (kafka_pool, options or AsyncFlushOptions())
+        opts = options or AsyncFlushOptions()
+        _check_topic(ASYNC_SQL_TOPIC, opts.topic_partitions, opts.replication_factor)
+        self.async_flush = (kafka_pool, opts)
 
     def register_entity(self, *classes: type[Entity]) -> None:
         for cls in classes:
@@ -276,6 +313,11 @@ class Registry:
                     sasl_password=k.sasl_password,
                     ignored_topics=tuple(k.ignored_topics),
                     ignored_consumer_groups=tuple(k.ignored_consumer_groups),
+                    tls=k.tls,
+                    tls_ca_file=k.tls_ca_file,
+                    connect_timeout=k.connect_timeout,
+                    request_timeout=k.request_timeout,
+                    delivery_timeout=k.delivery_timeout,
                 ),
             )
             for g in k.consumer_groups:
@@ -456,8 +498,10 @@ class Registry:
                 connect("clickhouse", cpool)
                 clickhouse[code] = cpool
             kafka = {}
+            groups = self.kafka_group_definitions()
             for code, k in self.kafka_pools.items():
-                kpool = KafkaPool(code, list(k.brokers), k.options)
+                mine = {name: g for name, g in groups.items() if g.pool == code}
+                kpool = KafkaPool(code, list(k.brokers), k.options, mine)
                 opened.append(kpool)
                 connect("kafka", kpool)
                 kafka[code] = kpool
@@ -491,6 +535,53 @@ def _check_timeouts(
         if isinstance(value, bool) or not isinstance(value, accepted) or not 0 < value <= limit:
             whole = "whole " if kind is int else ""
             raise ConfigError(f"{pool}: {name} must be {whole}seconds in (0, {limit}]")
+
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def _check_topic(name: str, partitions: int, replication: int) -> None:
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"kafka topic {name!r}: a name is 1-249 characters of letters, digits, '.', '_' and '-'"
+        )
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ConfigError(f"kafka topic {name!r}: partitions must be an integer >= 1")
+    if (
+        isinstance(replication, bool)
+        or not isinstance(replication, int)
+        or not (replication >= 1 or replication == -1)
+    ):
+        raise ConfigError(
+            f"kafka topic {name!r}: replication factor must be >= 1, or -1 (the broker's default)"
+        )
+
+
+def _kafka_options(code: str, options: KafkaPoolOptions) -> KafkaPoolOptions:
+    """Checked options, the SASL mechanism in upper case."""
+    where = f"kafka pool {code!r}"
+    mechanism = options.sasl_mechanism.upper() if isinstance(options.sasl_mechanism, str) else ""
+    if options.sasl_mechanism and mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"{where}: sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}, "
+            f"got {options.sasl_mechanism!r}"
+        )
+    if mechanism and not options.sasl_user:
+        raise ConfigError(f"{where}: sasl_mechanism {mechanism} needs sasl_user and sasl_password")
+    if options.required_acks not in (-1, 0, 1):
+        raise ConfigError(f"{where}: required_acks must be -1 (all in-sync replicas), 0 or 1")
+    for name in ("producer_linger_ms", "max_buffered_records"):
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: {name} must be an integer >= 0")
+    _check_timeouts(
+        where, options, ("connect_timeout", "request_timeout", "delivery_timeout"), float, 3600
+    )
+    if not isinstance(options.tls, bool):
+        raise ConfigError(f"{where}: tls must be True or False")
+    if options.tls_ca_file and not options.tls:
+        raise ConfigError(f"{where}: tls_ca_file needs tls=True")
+    return replace(options, sasl_mechanism=mechanism)
 
 
 def _check_code(code: str) -> None:
