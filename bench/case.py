@@ -31,6 +31,9 @@ class Scale:
     hit_calls: int = 1_000  # calls per timed batch of the in-process hit cases
     hit_batches: int = 20  # batches per contender and round
     hit_rounds: int = 16
+    redis_search_calls: int = 100  # calls per round of the Redis Search case
+    redis_search_rounds: int = 16
+    redis_search_warmup: int = 50
 
 
 FULL = Scale()
@@ -47,6 +50,9 @@ QUICK = Scale(
     hit_calls=200,
     hit_batches=5,
     hit_rounds=4,
+    redis_search_calls=30,
+    redis_search_rounds=4,
+    redis_search_warmup=10,
 )
 
 

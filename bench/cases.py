@@ -25,6 +25,7 @@ from bench.environment import (
 )
 from bench.models import BenchItem, BenchPlain
 from bench.results import CaseResult, Target
+from bench.search_cases import RedisSearchMany
 from bench.timing import BulkContender, GcDisabled, bulk, fastest, median, per_call, retained
 from fluxa_django import Context, Pager, Query
 
@@ -578,4 +579,5 @@ CASES: tuple[type[Case], ...] = (
     RedisHit,
     LocalHit,
     ContextHit,
+    RedisSearchMany,
 )

@@ -2,6 +2,7 @@
 
 The three ``Bench*ItemEntity`` have the same fields and data, each in its own table;
 they differ only in the cache tiers their reads may be served from.
+``BenchSearchItemEntity`` is the cached one with searchable fields (Redis Search).
 ``BenchPlainEntity`` is the floor case of the insert flush: only plain columns
 (no decimal, no reference, no auto timestamp, no cache tier).
 """
@@ -54,6 +55,26 @@ class BenchLocalItemEntity(Entity):
     class Meta:
         redis_cache = True
         local_cache = True
+
+
+class BenchSearchItemEntity(Entity):
+    """``BenchCachedItemEntity`` with Redis Search: the ``search_many_in_redis`` case.
+
+    Its index lives on the ``search`` pool (database 0: RediSearch indexes no other);
+    its row cache on the default pool, as ``BenchCachedItemEntity``'s.
+    """
+
+    id: uint64
+    name: str = field(length=100, searchable=True)
+    price: float = field(decimal=(10, 2), searchable=True, sortable=True)
+    quantity: uint32 = field(searchable=True)
+    active: bool
+    created_at: datetime.datetime
+    category: uint16
+
+    class Meta:
+        redis_cache = True
+        redis_search = "search"
 
 
 class BenchPlainEntity(Entity):

@@ -15,10 +15,12 @@ import MySQLdb
 import redis
 
 from bench import settings
-from bench.fluxa_types import BenchItemProvider, BenchPlainProvider
+from bench.fluxa_types import BenchItemProvider, BenchPlainProvider, BenchSearchItemProvider
 from fluxa_django import Engine, Registry
 from fluxa_django.codegen import generate
 from fluxa_django.migrate import apply_alters, plan_mysql
+from fluxa_django.migrate.search import apply_search, plan_search
+from fluxa_django.runtime.search_index import SearchIndex, for_schema
 from fluxa_django.testing.plugin import clear_redis_db
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +32,8 @@ ROWS = 10_000  # rows in the table for the read cases (and inserted by the inser
 TABLE = "BenchItemEntity"  # no cache tier: the MySQL cases
 CACHED_TABLE = "BenchCachedItemEntity"  # Meta.redis_cache: the Redis-hit case
 LOCAL_TABLE = "BenchLocalItemEntity"  # Meta.local_cache + redis_cache: the local-hit case
-TABLES = (TABLE, CACHED_TABLE, LOCAL_TABLE)
+SEARCH_TABLE = "BenchSearchItemEntity"  # + Meta.redis_search: the Redis Search case
+TABLES = (TABLE, CACHED_TABLE, LOCAL_TABLE, SEARCH_TABLE)
 COLUMNS = "`id`,`name`,`price`,`quantity`,`active`,`created_at`,`category`"
 PLAIN_TABLE = "BenchPlainEntity"  # plain columns only: the insert-flush floor case
 PLAIN_COLUMNS = "`id`,`name`,`email`,`category`,`score`,`seen_at`,`active`"
@@ -210,6 +213,39 @@ def flush_redis() -> None:
         client.close()
 
 
+# Where the run notes (in its own database 15) the key prefix of its search index on
+# database 0, so that the next run can remove what a killed run left there.
+SEARCH_MARKER = "fluxa-bench:search-base"
+
+
+def _glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def drop_search_leftovers() -> None:
+    """Drop the search index and keys a killed earlier run left on database 0 (never FLUSHDB:
+    on a RediSearch server that drops every index of the server)."""
+    client = _redis_client()
+    try:
+        marker = client.get(SEARCH_MARKER)
+    finally:
+        client.close()
+    if not marker:
+        return
+    base = marker.decode() if isinstance(marker, bytes) else str(marker)
+    host, _, port = settings.REDIS_ADDRESS.rpartition(":")
+    search = redis.Redis(host=host, port=int(port), db=settings.SEARCH_REDIS_DB, socket_timeout=5)
+    try:
+        for name in search.execute_command("FT._LIST"):  # type: ignore[no-untyped-call]
+            if name.decode().startswith(base + "i:"):
+                search.execute_command("FT.DROPINDEX", name)  # type: ignore[no-untyped-call]
+        batch = list(search.scan_iter(match=_glob(base) + "*", count=1000))
+        for start in range(0, len(batch), 1000):
+            search.delete(*batch[start : start + 1000])
+    finally:
+        search.close()
+
+
 # -- fluxa ------------------------------------------------------------------------------------
 
 
@@ -219,14 +255,23 @@ def build_registry() -> Registry:
         BenchItemEntity,
         BenchLocalItemEntity,
         BenchPlainEntity,
+        BenchSearchItemEntity,
     )
 
     registry = Registry()
+    registry.set_option("app_name", settings.APP_NAME)
     registry.register_mysql(settings.MYSQL_URI)
     registry.register_redis(settings.REDIS_ADDRESS, settings.REDIS_DB)
+    registry.register_redis(
+        settings.REDIS_ADDRESS, settings.SEARCH_REDIS_DB, code=settings.SEARCH_POOL
+    )
     registry.register_local_cache(limit=settings.LOCAL_CACHE_LIMIT)
     registry.register_entity(
-        BenchItemEntity, BenchCachedItemEntity, BenchLocalItemEntity, BenchPlainEntity
+        BenchItemEntity,
+        BenchCachedItemEntity,
+        BenchLocalItemEntity,
+        BenchSearchItemEntity,
+        BenchPlainEntity,
     )
     return registry
 
@@ -238,6 +283,20 @@ def build_engine(registry: Registry) -> Engine:
     return engine
 
 
+def search_index(engine: Engine) -> SearchIndex:
+    """The Redis Search index of ``BenchSearchItemEntity`` (alias and document keys)."""
+    return for_schema(engine, engine.schema(SEARCH_TABLE))
+
+
+def build_search_index(engine: Engine) -> None:
+    """Build the search index from the seeded rows (``fluxa_migrate``'s path: create,
+    back-fill from MySQL, check, point the alias at it), noting it for the next run."""
+    index = search_index(engine)
+    client = engine.redis().client
+    client.set(SEARCH_MARKER, index.base)
+    apply_search(engine, plan_search(engine))
+
+
 @dataclass(frozen=True)
 class Providers:
     """The generated provider singletons, one per bench entity."""
@@ -246,6 +305,7 @@ class Providers:
     cached: BenchItemProvider  # BenchCachedItemEntity (Redis cache)
     local: BenchItemProvider  # BenchLocalItemEntity (local + Redis cache)
     plain: BenchPlainProvider  # BenchPlainEntity (plain columns, no cache)
+    search: BenchSearchItemProvider  # BenchSearchItemEntity (Redis cache + Redis Search)
 
 
 def load_providers(registry: Registry) -> Providers:
@@ -272,7 +332,8 @@ def load_providers(registry: Registry) -> Providers:
             f"bench/environment.py:\n  generated: {plain.insert_sql + plain.insert_row_sql}\n"
             f"  baseline:  {PLAIN_INSERT_SQL}"
         )
-    return Providers(found[TABLE], found[CACHED_TABLE], found[LOCAL_TABLE], plain)
+    search = cast(BenchSearchItemProvider, found[SEARCH_TABLE])
+    return Providers(found[TABLE], found[CACHED_TABLE], found[LOCAL_TABLE], plain, search)
 
 
 # -- the run's state ------------------------------------------------------------------------------
@@ -313,11 +374,17 @@ class BenchEnv:
     local_provider: BenchItemProvider  # BenchLocalItemEntity: local + Redis cache
     plain_provider: BenchPlainProvider  # BenchPlainEntity: plain columns, no cache
     plain_records: list[PlainRecord]
+    search_provider: BenchSearchItemProvider  # BenchSearchItemEntity: Redis cache + Search
 
     @property
     def redis_client(self) -> redis.Redis:
         """The redis-py client of fluxa's default Redis pool (database 15), for raw baselines."""
         return self.engine.redis().client
+
+    @property
+    def search_client(self) -> redis.Redis:
+        """The redis-py client of fluxa's search pool (database 0), for raw baselines."""
+        return self.engine.redis(settings.SEARCH_POOL).client
 
     def share_connection(self) -> None:
         """(Re)borrow fluxa's pooled connection as ``raw`` and check fluxa still uses it."""
@@ -363,8 +430,10 @@ class BenchEnv:
 
 
 def open_env(versions: ServerVersions) -> BenchEnv:
-    """Create the database and tables, empty Redis db 15, generate the providers, connect, seed."""
+    """Create the database and tables, empty Redis db 15, generate the providers, connect,
+    seed, build the search index."""
     create_database()
+    drop_search_leftovers()  # of a killed earlier run (its marker is in db 15)
     flush_redis()  # no id counters or cache entries of an earlier run
     registry = build_registry()
     engine = build_engine(registry)
@@ -379,10 +448,12 @@ def open_env(versions: ServerVersions) -> BenchEnv:
         local_provider=providers.local,
         plain_provider=providers.plain,
         plain_records=make_plain_records(),
+        search_provider=providers.search,
     )
     env.share_connection()
     for table in TABLES:
         env.seed(table)
+    build_search_index(engine)
     return env
 
 
@@ -391,7 +462,12 @@ def close_env(env: BenchEnv | None, keep_database: bool = False) -> None:
     from django.db import connections
 
     if env is not None:
-        env.engine.close()
+        try:
+            search_index(env.engine).drop()  # its index, alias, documents and counters
+        finally:
+            env.engine.close()
+    else:
+        drop_search_leftovers()
     connections.close_all()
     if not keep_database:
         drop_database()

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fluxa_django import Context, Query
+from fluxa_django import Context, Query, RedisSearchQuery
 from fluxa_django.runtime.query import Column
+from fluxa_django.runtime.search import NumericSearchField, TextSearchField
+
+if TYPE_CHECKING:
+    from fluxa_django import Engine
+    from fluxa_django.runtime.tiers import Tiers
 
 
 class BenchItem(Protocol):
@@ -57,6 +62,34 @@ class BenchItemProvider(Protocol):
     def get_by_ids(self, ctx: Context, ids: Iterable[int]) -> list[BenchItem]: ...
 
     def search_many(self, ctx: Context, query: Query) -> list[BenchItem]: ...
+
+
+class BenchSearchItemSearchFields(Protocol):
+    """``BenchSearchItemEntityProvider.fields_redis_search``: the searchable fields."""
+
+    @property
+    def name(self) -> TextSearchField[Any]: ...
+
+    @property
+    def price(self) -> NumericSearchField[float, Any]: ...
+
+    @property
+    def quantity(self) -> NumericSearchField[int, Any]: ...
+
+
+class BenchSearchItemProvider(BenchItemProvider, Protocol):
+    """The generated ``BenchSearchItemEntityProvider`` (Redis cache and Redis Search)."""
+
+    @property
+    def fields_redis_search(self) -> BenchSearchItemSearchFields: ...
+
+    def search_many_in_redis(
+        self, ctx: Context, query: RedisSearchQuery[Any]
+    ) -> list[BenchItem]: ...
+
+    def search_ids_in_redis(self, ctx: Context, query: RedisSearchQuery[Any]) -> list[int]: ...
+
+    def tiers(self, engine: Engine) -> Tiers | None: ...
 
 
 class BenchPlain(Protocol):

@@ -58,6 +58,17 @@ class BenchLocalItem(BenchItemBase):
         managed = False
 
 
+class BenchSearchItem(BenchItemBase):
+    """``BenchSearchItemEntity``'s table (Django filters and sorts it in MySQL)."""
+
+    objects: ClassVar[models.Manager[BenchSearchItem]] = models.Manager()
+
+    class Meta:
+        app_label = "bench"
+        db_table = "BenchSearchItemEntity"
+        managed = False
+
+
 class BenchPlain(models.Model):
     """``BenchPlainEntity``'s table seen by the Django ORM."""
 

@@ -65,6 +65,39 @@ class RoundTrips:
         return f"{self.mysql} MySQL and {self.redis} Redis round trip(s)"
 
 
+class RedisCommands:
+    """The commands redis-py sends, on any client (pipelines aside), while active (``with``).
+
+    Counted below fluxa, at ``redis.Redis.execute_command``: what fluxa reports to its
+    observers (``RoundTrips``) may leave some out.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._original: Callable[..., Any] | None = None
+
+    def __enter__(self) -> RedisCommands:
+        original: Callable[..., Any] = getattr(redis.Redis, "execute_command")  # noqa: B009
+        self._original = original
+        names = self.names
+
+        def counting(client: redis.Redis, *args: Any, **options: Any) -> Any:
+            name = args[0]
+            names.append((name.decode() if isinstance(name, bytes) else str(name)).upper())
+            return original(client, *args, **options)
+
+        setattr(redis.Redis, "execute_command", counting)  # noqa: B010
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        setattr(redis.Redis, "execute_command", self._original)  # noqa: B010
+
+
 def check_tier(tier: str, call: Callable[[], object], mysql: int, redis: int) -> list[str]:
     """``[]`` when one ``call()`` made exactly ``mysql``/``redis`` round trips, else why not."""
     try:

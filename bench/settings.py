@@ -1,7 +1,8 @@
 """Service addresses and the in-process Django configuration of the benchmarks.
 
 The benchmarks own one MySQL database, ``fluxa_bench`` (created and dropped by
-the run; ``FLUXA_BENCH_DATABASE``), and Redis database 15 (``FLUXA_BENCH_REDIS_DB``).
+the run; ``FLUXA_BENCH_DATABASE``), and Redis database 15 (``FLUXA_BENCH_REDIS_DB``);
+on Redis database 0 they own only the keys and index of their search entity.
 Addresses can be overridden with the same environment variables the test suite uses.
 """
 
@@ -17,6 +18,12 @@ MYSQL_PASSWORD = ""
 DATABASE = os.environ.get("FLUXA_BENCH_DATABASE", "fluxa_bench")
 REDIS_ADDRESS = os.environ.get("FLUXA_TEST_REDIS", "127.0.0.1:6380")
 REDIS_DB = int(os.environ.get("FLUXA_BENCH_REDIS_DB", "15"))
+# Redis Search indexes only database 0, which other users of the server share: the
+# search pool's keys are namespaced (by the fresh database's identity and APP_NAME),
+# never flushed; the run drops its own index and keys (bench/environment.py).
+SEARCH_POOL = "search"
+SEARCH_REDIS_DB = 0
+APP_NAME = "fluxa-bench"
 LOCAL_CACHE_LIMIT = 100_000  # keys of the local cache pool (an LRU; more than the bench holds)
 
 MYSQL_URI = f"{MYSQL_USER}:{MYSQL_PASSWORD}@tcp({MYSQL_HOST}:{MYSQL_PORT})/{DATABASE}"
