@@ -314,8 +314,7 @@ def _write_table(ctx: Context, conn: Any, cur: Any, pool: str, table: TablePlan)
             sql_runner.execute(ctx, cur, pool, sql, args, "insert")
     _write_updates(ctx, cur, pool, provider, table.updates)
     if table.deletes:
-        ids = [e._row[0] for e in table.deletes]
-        sql = f"DELETE FROM `{provider.table}` WHERE `id` IN ({','.join(['%s'] * len(ids))})"
+        sql, ids = delete_statement(provider, [e._row[0] for e in table.deletes])
         sql_runner.execute(ctx, cur, pool, sql, ids, "delete")
 
 
@@ -346,7 +345,16 @@ def _write_updates(
     provider: ProviderBase[Any],
     updates: list[tuple[EntityBase, list[Any], list[int], bool]],
 ) -> None:
-    """Rows changing the same columns share one ``UPDATE ... CASE `id` WHEN ...``."""
+    for sql, args in update_statements(provider, updates):
+        sql_runner.execute(ctx, cur, pool, sql, args, "update")
+
+
+def update_statements(
+    provider: ProviderBase[Any],
+    updates: list[tuple[EntityBase, list[Any], list[int], bool]],
+) -> Iterator[tuple[str, list[Any]]]:
+    """The UPDATEs of a table: rows changing the same columns share one
+    ``UPDATE ... CASE `id` WHEN ...`` (``%s`` placeholders, arguments)."""
     groups: dict[tuple[int, ...], list[list[Any]]] = {}
     for _entity, entity_row, entity_changed, _soft in updates:
         groups.setdefault(tuple(entity_changed), []).append(entity_row)
@@ -356,7 +364,7 @@ def _write_updates(
         if len(rows) == 1:
             row = rows[0]
             sql = f"UPDATE `{table}` SET {','.join(columns[i] for i in changed)} WHERE `id`=%s"
-            sql_runner.execute(ctx, cur, pool, sql, [*(row[i] for i in changed), row[0]], "update")
+            yield sql, [*(row[i] for i in changed), row[0]]
             continue
         for start in range(0, len(rows), UPDATE_CHUNK):
             chunk = rows[start : start + UPDATE_CHUNK]
@@ -368,8 +376,23 @@ def _write_updates(
                     args.append(row[0])
                     args.append(row[i])
             args.extend(row[0] for row in chunk)
-            sql = f"UPDATE `{table}` SET {sets} WHERE `id` IN ({','.join(['%s'] * len(chunk))})"
-            sql_runner.execute(ctx, cur, pool, sql, args, "update")
+            marks = ",".join(["%s"] * len(chunk))
+            yield f"UPDATE `{table}` SET {sets} WHERE `id` IN ({marks})", args
+
+
+def delete_statement(provider: ProviderBase[Any], ids: list[Any]) -> tuple[str, list[Any]]:
+    return f"DELETE FROM `{provider.table}` WHERE `id` IN ({','.join(['%s'] * len(ids))})", ids
+
+
+def insert_statements(
+    provider: ProviderBase[Any], rows: list[list[Any]]
+) -> Iterator[tuple[str, list[Any]]]:
+    """The multi-row INSERTs of a table in the bound (``%s``) form."""
+    for start, end in _statements(rows, None):
+        args: list[Any] = []
+        for row in rows[start:end]:
+            args.extend(row)
+        yield provider.insert_sql + ",".join([provider.insert_row_sql] * (end - start)), args
 
 
 def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], None]]:
