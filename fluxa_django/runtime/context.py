@@ -212,3 +212,11 @@ class Context:
         from fluxa_django.runtime.flush import flush
 
         flush(self)
+
+    def flush_async(self, update_cache: bool = True) -> None:
+        """Publish every tracked change to Kafka (``_fluxa_async_sql``) for
+        ``manage.py fluxa_consume_async`` to apply; with ``update_cache`` the caches and
+        search documents show the changes at once (see ``runtime/async_flush.py``)."""
+        from fluxa_django.runtime.async_flush import flush_async
+
+        flush_async(self, update_cache)

@@ -143,6 +143,41 @@ class FlushKeys:
                 WRITE_MARKER_MS // 1000,
             )
 
+    def publish_rows(self, rows: dict[str, bytes], ttl: int) -> None:
+        """``flush_async(update_cache=True)``: after the records were published, put the
+        new rows in place of the write markers (``rows``: key -> encoded row or the
+        not-found marker; a marked key without a row is deleted), drop the unique keys again and lift the local refill block
+        everywhere: readers see the write before the consumer applies it."""
+        items = self._items()
+        bus = self.bus
+        if items and bus is not None:
+            bus.evict_here(items)
+        pipe = self.pool.client.pipeline(transaction=False)
+        for key in self.keys:  # a row not published (its record failed): its marker goes
+            value = rows.get(key)
+            if value is None:
+                pipe.delete(key)
+            else:
+                pipe.set(key, value, ex=ttl)
+        for group in _by_slot(self.unique):
+            pipe.delete(*group)
+        if items and bus is not None:
+            pipe.publish(bus.channel, bus.payload(items))
+        if OBSERVERS:
+            notify("redis", "publish_rows")
+        try:
+            _pipeline(self.pool.code, "publish_rows", pipe)
+        except (redis.RedisError, OSError) as exc:
+            self.pool.failed(exc)
+            log.error(
+                "fluxa: redis pool %r failed after an async flush was published (%s): "
+                "its rows are read from MySQL (not yet changed there) until the write "
+                "markers expire (%d s) or the consumer applies it",
+                self.pool.code,
+                type(exc).__name__,
+                WRITE_MARKER_MS // 1000,
+            )
+
 
 def _by_slot(keys: list[str]) -> list[list[str]]:
     """Keys grouped by hash tag (one table each): a multi-key command stays in one

@@ -1,0 +1,320 @@
+"""``ctx.flush_async(update_cache)``: a flush published to Kafka, applied by a consumer.
+
+The request side does what a flush does before its SQL — validate and plan every
+change (``flush.plan``) — then publishes, per (MySQL pool, table), **one** record on
+``_fluxa_async_sql`` keyed ``<pool>:<table>`` (so one table's records stay in order
+on one partition) holding the statements the synchronous flush would run (bound
+form: ``%s`` placeholders and their values), the flush id, and what the consumer
+needs after applying them: the cache keys to invalidate, the ids whose Redis Search
+documents change and the hook calls. The produce is idempotent (librdkafka
+``enable.idempotence``) and waited for; when it fails, ``PoolError`` is raised and the
+entities stay dirty, as after a failed flush.
+
+With ``update_cache=True`` the caches see the write at once: the new rows are
+written into the Redis row cache and the context cache, local copies are evicted
+everywhere, search documents are written — reads through ``get_by_id`` see the
+change before MySQL has it (read your writes). With ``False`` nothing changes
+until the consumer (``manage.py fluxa_consume_async``) applies the record.
+
+Record values are msgpack maps (the row-cache codec's types: Decimal, date and
+datetime as extension types), version ``v`` = 1.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from fluxa_django.config import ASYNC_SQL_TOPIC
+from fluxa_django.errors import ConfigError, PoolError
+from fluxa_django.runtime import codec
+from fluxa_django.runtime.flush import (
+    TablePlan,
+    _cache_keys,
+    _claim,
+    _search_work,
+    delete_statement,
+    insert_statements,
+    plan,
+    update_statements,
+)
+from fluxa_django.runtime.flushkeys import FlushKeys
+from fluxa_django.runtime.namespace import database_identity, key_prefix
+from fluxa_django.runtime.tiers import REDIS_TTL
+
+if TYPE_CHECKING:
+    from fluxa_django.backends.kafka import KafkaPool
+    from fluxa_django.engine import Engine
+    from fluxa_django.runtime.context import Context
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AsyncRecord:
+    """One published record: the changes of one flush to one table."""
+
+    flush_id: str
+    namespace: str  # whose data: see ``namespace_of`` (consumers skip other namespaces)
+    pool: str
+    table: str
+    entity: str
+    statements: list[tuple[str, list[Any]]]
+    update_cache: bool
+    inserted: list[int]
+    updated: list[tuple[int, dict[str, Any] | None, bool]]  # (id, changes, soft delete)
+    deleted: list[int]
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.pool}:{self.table}".encode()
+
+    def encode(self) -> bytes:
+        body = {
+            "v": RECORD_VERSION,
+            "flush": self.flush_id,
+            "ns": self.namespace,
+            "pool": self.pool,
+            "table": self.table,
+            "entity": self.entity,
+            "sql": [[sql, args] for sql, args in self.statements],
+            "cache": self.update_cache,
+            "inserted": self.inserted,
+            "updated": [[i, c, s] for i, c, s in self.updated],
+            "deleted": self.deleted,
+        }
+        data: bytes = msgpack.packb(body, default=_default, use_bin_type=True)
+        return data
+
+    @classmethod
+    def decode(cls, data: bytes) -> AsyncRecord:
+        """The record of ``data``; ``ValueError`` when it is not one (a poison record)."""
+        try:
+            body = msgpack.unpackb(data, ext_hook=codec._ext, raw=False, strict_map_key=False)
+            if not isinstance(body, dict) or body.get("v") != RECORD_VERSION:
+                raise ValueError(f"not a version {RECORD_VERSION} async flush record")
+            return cls(
+                flush_id=str(body["flush"]),
+                namespace=str(body["ns"]),
+                pool=str(body["pool"]),
+                table=str(body["table"]),
+                entity=str(body["entity"]),
+                statements=[(str(sql), list(args)) for sql, args in body["sql"]],
+                update_cache=bool(body["cache"]),
+                inserted=[int(i) for i in body["inserted"]],
+                updated=[(int(i), c, bool(s)) for i, c, s in body["updated"]],
+                deleted=[int(i) for i in body["deleted"]],
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"undecodable async flush record: {exc}") from exc
+        except Exception as exc:  # whatever a corrupt value makes msgpack raise
+            raise ValueError(f"undecodable async flush record: {exc!r}") from exc
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return codec._default(value)
+
+
+def records_of(ctx: Context, update_cache: bool) -> tuple[list[AsyncRecord], dict[str, Any]]:
+    """Plan the context's changes (raises before anything is published on bad input) and
+    build one record per (pool, table); also returns the plan."""
+    pools = plan(ctx)
+    flush_id = uuid.uuid4().hex
+    records: list[AsyncRecord] = []
+    for pool_code in sorted(pools):
+        namespace = namespace_of(ctx.engine, pool_code)
+        for name in sorted(pools[pool_code]):
+            table = pools[pool_code][name]
+            records.append(_record(flush_id, namespace, pool_code, table, update_cache))
+    return records, pools
+
+
+def namespace_of(engine: Engine, pool: str) -> str:
+    """Whose data a record changes: the MySQL pool's data identity (a random token kept
+    in the database, ``runtime/namespace.py``), its database name and the app name. Two
+    applications (or test runs) sharing a broker never apply each other's records."""
+    mysql = engine.mysql(pool)
+    app_name = str(engine.option("app_name") or "")
+    return key_prefix(database_identity(mysql), mysql.database, "", app_name)[4:-2]
+
+
+def _record(
+    flush_id: str, namespace: str, pool: str, table: TablePlan, update_cache: bool
+) -> AsyncRecord:
+    provider = table.provider
+    statements = list(insert_statements(provider, [row for _, row in table.inserts]))
+    statements += update_statements(provider, table.updates)
+    if table.deletes:
+        statements.append(delete_statement(provider, [e._row[0] for e in table.deletes]))
+    want_changes = provider._after_update is not None
+    return AsyncRecord(
+        flush_id=flush_id,
+        namespace=namespace,
+        pool=pool,
+        table=provider.table,
+        entity=provider.entity_name,
+        statements=statements,
+        update_cache=update_cache,
+        inserted=[row[0] for _, row in table.inserts],
+        updated=[
+            (
+                row[0],
+                provider.changes(entity, changed) if want_changes and not soft else None,
+                soft,
+            )
+            for entity, row, changed, soft in table.updates
+        ],
+        deleted=[e._row[0] for e in table.deletes],
+    )
+
+
+def kafka_pool_code(ctx: Context) -> str:
+    found = ctx.engine.registry.async_flush
+    if found is None:
+        raise ConfigError(
+            "flush_async needs the async flush to be registered: FLUXA['ASYNC_FLUSH'] = "
+            "{'kafka_pool': '<pool>'} (or Registry.register_async_flush)"
+        )
+    return found[0]
+
+
+def flush_async(ctx: Context, update_cache: bool) -> None:
+    """See the module docstring. Raises before publishing anything on bad input; raises
+    ``PoolError`` naming the tables whose record was not acknowledged (their entities
+    stay dirty; the others are done)."""
+    if not ctx._tracked:
+        return
+    records, pools = records_of(ctx, update_cache)
+    kafka = ctx.engine.kafka(kafka_pool_code(ctx))
+    marked: list[FlushKeys] = []
+    if update_cache:
+        try:
+            for tables in pools.values():
+                for flush_keys in _cache_keys(ctx, tables):
+                    flush_keys.mark()
+                    marked.append(flush_keys)
+        except BaseException:
+            for flush_keys in marked:
+                flush_keys.release(committed=False)
+            raise
+    failed = _produce(ctx, kafka, records)
+    done = {(r.pool, r.table) for r in records if (r.pool, r.table) not in failed}
+    rows: dict[str, bytes] = {}
+    for pool_code, tables in pools.items():
+        for table in tables.values():
+            if (pool_code, table.provider.table) not in done:
+                continue
+            if update_cache:
+                rows.update(_cached_rows(ctx, table))
+                for index, items in _claim(_search_work(ctx, {table.provider.table: table})):
+                    index.after_commit(items)
+            _settle(ctx, table)
+    for flush_keys in marked:
+        flush_keys.publish_rows(rows, REDIS_TTL)
+    if failed:
+        names = ", ".join(f"{table} (pool {pool!r})" for pool, table in sorted(failed))
+        raise PoolError(
+            f"flush_async: the records of {names} were not published ({failed_reason(failed)}); "
+            "their entities stay dirty, the other tables were published",
+            pool=kafka.code,
+        )
+    ctx._tracked.clear()
+
+
+def failed_reason(failed: dict[tuple[str, str], PoolError]) -> str:
+    return str(next(iter(failed.values())))
+
+
+def _produce(
+    ctx: Context, kafka: KafkaPool, records: list[AsyncRecord]
+) -> dict[tuple[str, str], PoolError]:
+    """Produce every record, wait for every acknowledgement; the failed ones by table."""
+    failed: dict[tuple[str, str], PoolError] = {}
+    pending = set(range(len(records)))
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    def delivered(number: int, error: PoolError | None) -> None:
+        with lock:
+            if error is not None:
+                record = records[number]
+                failed[(record.pool, record.table)] = error
+            pending.discard(number)
+            if not pending:
+                all_done.set()
+
+    for number, record in enumerate(records):
+        try:
+            kafka.produce(
+                ASYNC_SQL_TOPIC,
+                record.encode(),
+                record.key,
+                on_delivery=partial(_report, delivered, number),
+                ctx=ctx,
+            )
+        except PoolError as exc:
+            delivered(number, exc)
+    kafka.flush()
+    if not all_done.wait(kafka.options.delivery_timeout + 1.0):
+        with lock:
+            for number in pending:
+                record = records[number]
+                failed[(record.pool, record.table)] = PoolError(
+                    f"kafka pool {kafka.code!r}: not acknowledged in time", pool=kafka.code
+                )
+    return failed
+
+
+def _report(
+    delivered: Callable[[int, PoolError | None], None],
+    number: int,
+    _stored: object,
+    error: PoolError | None,
+) -> None:
+    delivered(number, error)
+
+
+def _cached_rows(ctx: Context, table: TablePlan) -> dict[str, bytes]:
+    """The Redis row-cache entries of a published table's changed rows."""
+    provider = table.provider
+    tiers = provider._binding(ctx).tiers
+    if tiers is None or not tiers.row_cache:
+        return {}
+    stamp = tiers.stamp
+    found = {tiers.key(row[0]): codec.encode_row(stamp, row) for _, row in table.inserts}
+    for _, row, _, _ in table.updates:
+        found[tiers.key(row[0])] = codec.encode_row(stamp, row)
+    for entity in table.deletes:
+        found[tiers.key(entity._row[0])] = codec.NOT_FOUND
+    return found
+
+
+def _settle(ctx: Context, table: TablePlan) -> None:
+    """A published table's entities are written as far as this context is concerned:
+    clean, and in the context cache (hooks run when the consumer applies them)."""
+    cache = ctx._kind_cache(table.provider.kind)
+    for entity, _ in table.inserts:
+        entity._inserted()
+        ctx._untrack(entity)
+        if cache is not None:
+            cache[entity._row[0]] = entity
+    for entity, row, _, _ in table.updates:
+        entity._updated(row)
+        ctx._untrack(entity)
+        if cache is not None:
+            cache[entity._row[0]] = entity
+    for entity in table.deletes:
+        entity._deleted()
+        ctx._untrack(entity)
+        if cache is not None:
+            cache[entity._row[0]] = None
