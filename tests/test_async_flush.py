@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from fluxa_django import Engine, PoolError, Registry
 from fluxa_django.conf import entity_classes
@@ -70,7 +71,7 @@ def _records_since(engine: Engine, offsets: dict[int, int], count: int) -> list[
             if msg is None or msg.error():
                 continue
             try:
-                record = AsyncRecord.decode(msg.value())
+                record = AsyncRecord.decode(msg.value() or b"")
             except ValueError:  # another run's record of an older format
                 continue
             if record.namespace == namespace:
