@@ -287,7 +287,8 @@ class Tiers:
     def _redis_rows_once(
         self, ctx: Context, ids: Sequence[int]
     ) -> dict[int, tuple[Any, ...] | None]:
-        keys = [self.key(i) for i in ids]
+        prefix = self.redis_prefix
+        keys = [f"{prefix}{i}" for i in ids]
         client = self.client
         try:
             if len(keys) == 1:
@@ -304,7 +305,13 @@ class Tiers:
         empty: list[int] = []  # nothing current cached: try to take the lease
         seen: list[bytes] = []  # per empty id: the unusable value found ("" for none)
         busy: list[int] = []  # leased or being written: read, don't fill
+        current, width, decode = self._stamp_prefix, self.width, codec.decode_row
         for id_, value in zip(ids, values, strict=True):
+            if value and value.startswith(current):  # the usual case: a current entry
+                row = decode(stamp, value)
+                if row is not None and row[0] == id_ and len(row) == width:
+                    out[id_] = row
+                    continue
             if not value:
                 empty.append(id_)
                 seen.append(b"")
