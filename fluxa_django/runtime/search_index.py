@@ -6,12 +6,13 @@ Redis Cluster hash tag per table): documents ``fxs:{<ns>}:d:<id>``, write counte
 alias the application queries ``fxs:{<ns>}:a`` and the progress of a rebuild
 ``fxs:{<ns>}:r:<index>``.
 
-A rebuild never changes what readers see until it is complete: the new index is
-created over the same documents, every live row is written again from MySQL (a
-row changed meanwhile is left to the flush that changed it), documents of rows
-that are gone are removed, and only when RediSearch reports the index fully
+A rebuild never changes what readers see until it is complete: every live row is
+written again from MySQL (a row changed meanwhile is left to the flush that
+changed it), documents of rows that are gone are removed, then the new index is
+created over the same documents, and only when RediSearch reports it fully
 built, with no indexing failure, is the alias moved to it and the old index
-dropped (its documents stay: they are the new index's too).
+dropped (its documents stay: they are the new index's too). An interrupted
+rebuild continues from its progress key.
 """
 
 from __future__ import annotations
@@ -386,15 +387,23 @@ class SearchIndex:
         prefix = self.base + "i:"
         return sorted(search._text(n) for n in listed if search._text(n).startswith(prefix))
 
+    def _started(self) -> list[str]:
+        """The index names of rebuilds that stopped part-way (their progress keys)."""
+        marker = f"{self.base}r:"
+        keys = self._client().scan_iter(match=_glob(marker) + "*", count=1000)
+        return sorted(search._text(k)[len(marker) :] for k in keys)
+
     def plan(self, force: bool = False) -> Plan:
         current = self.current()
         ours = f"{self.base}i:{self.version}:"
-        building = [n for n in self.indexes() if n.startswith(ours) and n != current]
-        if building:
-            return Plan(self.entity, self.redis.code, "resume", building[-1], self.alias, current)
+        existing = self.indexes()
+        started = {n for n in [*existing, *self._started()] if n.startswith(ours) and n != current}
+        if started:
+            name = max(started, key=_generation)
+            return Plan(self.entity, self.redis.code, "resume", name, self.alias, current)
         if current is not None and current.startswith(ours) and not force:
             return Plan(self.entity, self.redis.code, "", current, self.alias, current)
-        generations = [int(n.rsplit(":", 1)[1]) for n in self.indexes() if n.startswith(ours)]
+        generations = [_generation(n) for n in existing if n.startswith(ours)]
         name = f"{ours}{max(generations, default=0) + 1}"
         action = "create" if current is None else "rebuild"
         return Plan(self.entity, self.redis.code, action, name, self.alias, current)
@@ -403,11 +412,18 @@ class SearchIndex:
         self, force: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> Plan:
         """Build (or finish building) the index of the current definition and point the
-        alias at it; with ``force`` also when it is up to date (``fluxa_reindex``)."""
+        alias at it; with ``force`` also when it is up to date (``fluxa_reindex``).
+
+        The documents are written from MySQL first, then the index is created over them:
+        RediSearch counts a document it could not index for good (``hash_indexing_failures``
+        never goes down), so an index created over an old unreadable document could never
+        be switched to, even once the back-fill rewrote it."""
         plan = self.plan(force)
         if not plan.action:
             return plan
-        client = self._client()
+        progress_key = f"{self.base}r:{plan.index}"
+        self.backfill(progress_key, progress)
+        self.sweep()
         if self.info(plan.index) is None:
             self._command(
                 "FT.CREATE",
@@ -422,15 +438,13 @@ class SearchIndex:
                 "SCHEMA",
                 *self.schema_args,
             )
-        progress_key = f"{self.base}r:{plan.index}"
-        self.backfill(progress_key, progress)
-        self.sweep()
-        self._wait_indexed(plan.index)
+        self._wait_indexed(plan.index, progress_key)
         self._command("FT.ALIASUPDATE", self.alias, plan.index)
         for old in self.indexes():
             if old != plan.index:
                 self._command("FT.DROPINDEX", old)  # documents stay: they are shared
-        client.delete(progress_key)
+        client = self._client()
+        client.delete(*[f"{self.base}r:{name}" for name in {plan.index, *self._started()}])
         return plan
 
     def clear(self) -> None:
@@ -459,7 +473,7 @@ class SearchIndex:
             if not cursor:
                 break
 
-    def _wait_indexed(self, name: str) -> None:
+    def _wait_indexed(self, name: str, progress_key: str) -> None:
         deadline = time.monotonic() + INDEX_WAIT
         while True:
             info = self.info(name) or {}
@@ -479,9 +493,16 @@ class SearchIndex:
             detail = search.parse_info(errors) if errors else {}
             key = search._text(detail.get("last indexing error key", "?"))
             message = search._text(detail.get("last indexing error", "?"))
+            # RediSearch never lowers the count, even once the document is fixed: this
+            # index can never pass the check. Dropped (its documents stay, they are the
+            # current index's too), the next build starts a fresh one.
+            self._command("FT.DROPINDEX", name)
+            self._client().delete(progress_key)
             raise PoolError(
                 f"{self.entity}: {failures} document(s) failed to index in {name} (last: key "
-                f"{key}: {message}); the alias still points at the previous index",
+                f"{key}: {message}); the alias still points at the previous index and the "
+                "new one was dropped: fix the document (fluxa_reindex rewrites every "
+                "document from MySQL) and build again",
                 pool=self.redis.code,
             )
 
@@ -584,6 +605,12 @@ class SearchIndex:
                 break
         self._retry(skipped)
         return removed
+
+
+def _generation(name: str) -> int:
+    """The generation of an index name (``...:i:<definition hash>:<generation>``)."""
+    tail = name.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _glob(text: str) -> str:
