@@ -929,3 +929,66 @@ def test_a_flush_inside_atomic_writes_documents_on_commit_only(fluxa_ctx: Contex
     assert doc(ctx, kept.id) == renamed_doc == expected_doc(ctx, kept.id)
     assert doc(ctx, inside.id) == expected_doc(ctx, inside.id) != {}
     assert ids_of(ctx) == [kept.id, inside.id]
+
+
+# -- past RediSearch's window of 10,000 results ---------------------------------------------
+
+MANY = 10_050
+
+
+def test_iteration_past_ten_thousand_results(
+    fluxa_ctx: Context, fluxa_assert_queries: AssertQueries
+) -> None:
+    ctx = fluxa_ctx
+    for i in range(MANY):
+        book = P.new(ctx)
+        book.title = "Many"
+        book.pages = (i * 7919) % MANY  # every value once, out of id order
+        book.in_stock = i % 2 == 0
+        if i % 11:  # many ties, and rows without a value
+            book.published = datetime.date(2000, 1, 1) + datetime.timedelta(days=i % 37)
+    ctx.flush()
+    by_pages: dict[int, int] = dict(
+        ctx.engine.mysql().query("SELECT `pages`, `id` FROM `BookEntity`")
+    )
+    everything = query(S.title.match("many")).sort_by_asc(S.pages)
+    ids = P.search_ids_in_redis(ctx, everything)
+    assert len(ids) == MANY
+    assert ids == [by_pages[p] for p in range(MANY)], "every id, in sort order"
+    descending = P.search_ids_in_redis(ctx, query().sort_by_desc(S.pages))
+    assert descending == ids[::-1]
+    in_stock = P.search_ids_in_redis(ctx, query(S.in_stock.eq(True)))
+    assert len(in_stock) == len(set(in_stock)) == (MANY + 1) // 2
+    assert P.count_in_redis(ctx, everything) == MANY
+    # pages beyond the window
+    page, total = P.search_many_in_redis_with_total(
+        ctx, query().sort_by_asc(S.pages).pager(Pager(1001, 10))
+    )
+    assert total == MANY
+    assert [b.pages for b in page] == list(range(10_000, 10_010))
+    last = P.search_ids_in_redis(ctx, query().sort_by_asc(S.pages).pager(Pager(201, 50)))
+    assert last == ids[10_050 - 50 :]
+    straddling = P.search_ids_in_redis(ctx, query().sort_by_desc(S.pages).pager(Pager(2, 9990)))
+    assert straddling == ids[::-1][9990:]
+    assert P.search_ids_in_redis(ctx, query().sort_by_asc(S.pages).pager(Pager(300, 50))) == []
+    # ties and NULLs: the cursor's order continues FT.SEARCH's exactly
+    published: dict[int, datetime.date | None] = dict(
+        ctx.engine.mysql().query("SELECT `id`, `published` FROM `BookEntity`")
+    )
+    for desc in (False, True):
+
+        def by_published(pager: Pager | None = None, desc: bool = desc) -> list[int]:
+            q = query().sort_by_desc(S.published) if desc else query().sort_by_asc(S.published)
+            return P.search_ids_in_redis(ctx, q.pager(pager))
+
+        ordered = by_published()
+        assert sorted(ordered) == sorted(by_pages.values())
+        dated = [d for d in (published[i] for i in ordered) if d is not None]
+        assert dated == sorted(dated, reverse=desc)
+        assert all(published[i] is None for i in ordered[len(dated) :]), "NULLs last"
+        first, rest = by_published(Pager(1, 10_000)), by_published(Pager(2, 10_000))
+        assert first + rest == ordered, "FT.SEARCH's page, then the cursor's: one order"
+    with fluxa_assert_queries(mysql=0) as counted:
+        within = P.search_ids_in_redis(ctx, query().sort_by_asc(S.pages).pager(Pager(2, 100)))
+    assert within == ids[100:200]
+    assert [op for _, op in counted.operations] == ["search"], "inside the window: one call"

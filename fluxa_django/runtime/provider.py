@@ -395,6 +395,7 @@ class ProviderBase(Generic[E]):
             total, ids = index.search(text, sort, offset, size)
             if page is not None or total <= len(ids) or limit is not None:
                 return total, ids
+            return total, index.all_ids(text, sort)  # no pager: every match
         total, _ = index.search(text, sort, 0, 0)
         ids = index.all_ids(text, sort, offset)
         return total, ids if page is None else ids[:size]

@@ -346,24 +346,40 @@ class SearchIndex:
         return search.parse_search(reply, self.doc_prefix)
 
     def all_ids(self, query_string: str, sort: list[str], skip: int = 0) -> list[int]:
-        """Every match past RediSearch's result window (``FT.AGGREGATE ... WITHCURSOR``)."""
-        args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "VERBATIM"]
-        args += ["LOAD", "1", "@_id"]
-        if sort:
-            args += ["SORTBY", "2", f"@{sort[1]}", sort[2], "MAX", str(2**31 - 1)]
+        """Every match, in ``FT.SEARCH``'s order, past RediSearch's result window: read
+        unsorted through a cursor (``FT.AGGREGATE ... WITHCURSOR``; a sorted aggregation
+        stops at MAXAGGREGATERESULTS, 10,000 by default) with the sort field, then sorted
+        here as RediSearch sorts: ascending by value, ties in index order, rows without
+        a value last; descending is the exact reverse, rows without a value still last."""
+        field = sort[1] if sort else None
+        load = ["LOAD", "2", "@_id", f"@{field}"] if field else ["LOAD", "1", "@_id"]
+        args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "VERBATIM", *load]
         args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
-        ids: list[int] = []
+        rows: list[tuple[int, str | None]] = []
         try:
             reply = self._command(*args)
             while True:
-                rows, cursor = _aggregate_rows(reply)
-                ids += rows
+                found, cursor = _aggregate_rows(reply, field)
+                rows += found
                 if not cursor:
                     break
                 reply = self._command("FT.CURSOR", "READ", self.alias, cursor)
         except (redis.RedisError, OSError) as exc:
             raise self._unreachable(exc, f"{self.entity} search failed") from exc
-        return ids[skip:]
+        if field is None:
+            return [id_ for id_, _ in rows][skip:]
+        numeric = any(name == field and kind == "NUMERIC" for name, _, kind, *_ in self.spec)
+        present = [(id_, value) for id_, value in rows if value is not None]
+        missing = [id_ for id_, value in rows if value is None]
+        if numeric:
+            present.sort(key=lambda row: float(row[1] or 0))
+        else:
+            present.sort(key=lambda row: row[1] or "")
+        ordered = [id_ for id_, _ in present]
+        if sort[2] == "DESC":
+            ordered.reverse()
+            missing.reverse()
+        return (ordered + missing)[skip:]
 
     # -- the index -------------------------------------------------------------------------
 
@@ -618,24 +634,27 @@ def _glob(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def _aggregate_rows(reply: Any) -> tuple[list[int], int]:
-    """``(ids, cursor)`` of an ``FT.AGGREGATE ... WITHCURSOR`` reply (RESP2 or RESP3)."""
+def _aggregate_rows(
+    reply: Any, field: str | None = None
+) -> tuple[list[tuple[int, str | None]], int]:
+    """``([(id, value of field)], cursor)`` of an ``FT.AGGREGATE ... WITHCURSOR`` reply
+    (RESP2 or RESP3; the value ``None`` when the row has none)."""
     if isinstance(reply, list) and len(reply) == 2 and not isinstance(reply[1], list | dict):
         body, cursor = reply
     else:
         body, cursor = reply, 0
-    ids: list[int] = []
     if isinstance(body, dict):
-        for row in search.get(body, "results", []):
-            value = search.get(search.get(row, "extra_attributes", {}), "_id")
-            if value is not None:
-                ids.append(int(search._text(value)))
+        found = [search.get(row, "extra_attributes", {}) for row in search.get(body, "results", [])]
     else:
-        for row in body[1:]:
-            value = search.get(dict(zip(row[::2], row[1::2], strict=False)), "_id")
-            if value is not None:
-                ids.append(int(search._text(value)))
-    return ids, int(cursor)
+        found = [dict(zip(row[::2], row[1::2], strict=False)) for row in body[1:]]
+    rows: list[tuple[int, str | None]] = []
+    for attributes in found:
+        id_ = search.get(attributes, "_id")
+        if id_ is None:
+            continue
+        value = search.get(attributes, field) if field else None
+        rows.append((int(search._text(id_)), None if value is None else search._text(value)))
+    return rows, int(cursor)
 
 
 def for_schema(engine: Engine, schema: EntitySchema) -> SearchIndex:

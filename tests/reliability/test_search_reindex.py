@@ -432,9 +432,12 @@ def test_fluxa_reindex_resumes_after_a_crash(
     assert progress is not None and int(progress) == made[1999].id
 
     synced.clear()
-    monkeypatch.setattr(
-        SearchIndex, "sync", lambda self, ids: synced.extend(ids) or sync(self, ids)
-    )
+
+    def counting_sync(self: SearchIndex, ids: Any) -> list[int]:
+        synced.extend(ids)
+        return sync(self, ids)
+
+    monkeypatch.setattr(SearchIndex, "sync", counting_sync)
     out = io.StringIO()
     call_command("fluxa_reindex", "BookEntity", stdout=out)
     lines = out.getvalue().splitlines()
