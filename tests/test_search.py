@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,9 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fluxa_django import Context, Engine, IntegrityError, Pager, RedisSearchQuery
+from fluxa_django.errors import PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.search import SearchCondition
-from fluxa_django.runtime.search_index import SearchIndex, document
+from fluxa_django.runtime.search_index import SearchIndex, _aggregate_rows, document
 from fluxa_django.testing.plugin import QueryCounter
 from tests.generated import (
     BookEntity,
@@ -36,6 +38,7 @@ from tests.generated import (
     ProductEntityProvider,
     Tag,
 )
+from tests.services import REDIS_ADDRESS
 
 S = BookEntityProvider.fields_redis_search
 U: Any = S  # the same fields, for calls mypy would refuse
@@ -992,3 +995,158 @@ def test_iteration_past_ten_thousand_results(
         within = P.search_ids_in_redis(ctx, query().sort_by_asc(S.pages).pager(Pager(2, 100)))
     assert within == ids[100:200]
     assert [op for _, op in counted.operations] == ["search"], "inside the window: one call"
+
+
+# -- RESP2 and RESP3 ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[2, 3], ids=["RESP2", "RESP3"])
+def protocol(request: pytest.FixtureRequest, fluxa_engine: Engine) -> Iterator[int]:
+    """The search pool's client replaced by one speaking RESP2 or RESP3 (redis-py 8
+    defaults to RESP3) on the same server and database."""
+    pool = fluxa_engine.redis("search")
+    saved = pool.client
+    host, port = REDIS_ADDRESS.rsplit(":", 1)
+    client = redis.Redis(host=host, port=int(port), db=pool.db, protocol=request.param)
+    pool.client = client
+    try:
+        yield int(request.param)
+    finally:
+        pool.client = saved
+        client.close()
+
+
+def test_search_methods_on_resp2_and_resp3(
+    corpus: Corpus, protocol: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = corpus.ctx
+    index = index_of(ctx)
+    reply = index.redis.client.execute_command(  # type: ignore[no-untyped-call]
+        "FT.SEARCH", index.alias, "*", "NOCONTENT", "LIMIT", "0", "1"
+    )
+    assert isinstance(reply, list if protocol == 2 else dict), "the protocol asked for"
+    assert corpus.find(S.genre.eq(Genre.NOVEL), S.price.lt(10)) == {"Dune", "Neuromancer"}
+    assert corpus.find(S.summary.match("spice"), S.rating.is_not_null()) == {"Dune"}
+    by_price = query(S.in_stock.eq(True)).sort_by_desc(S.price)
+    assert titles(P.search_many_in_redis(ctx, by_price)) == ["Essays", "Snow Crash", "Dune"]
+    page, total = P.search_many_in_redis_with_total(ctx, by_price.pager(Pager(2, 2)))
+    assert (titles(page), total) == (["Dune"], 3)
+    first = P.search_one_in_redis(ctx, query(S.isbn.eq("X")))
+    assert first is not None and first.title == "Snow Crash"
+    ids = [corpus.id(t) for t in ("Odes", "Neuromancer", "Essays", "Snow Crash", "Dune")]
+    assert P.search_ids_in_redis(ctx, query().sort_by_asc(S.pages)) == ids
+    # the cursor (past 10,000 results) parses both reply shapes too
+    assert index.all_ids("*", ["SORTBY", "pages", "ASC"]) == ids
+    assert index.all_ids("*", ["SORTBY", "pages", "DESC"], skip=1) == ids[::-1][1:]
+    assert sorted(index.all_ids("*", [])) == sorted(ids)
+    # FT.INFO and FT._LIST: the index lifecycle
+    before = index.current()
+    assert before is not None and index.indexes() == [before]
+    P.reindex_redis_search(ctx)
+    assert index.current() not in (None, before)
+    # an indexing failure (a document written wrong during the build) is parsed and named
+    bad = index.doc_key(corpus.id("Odes"))
+    wait = SearchIndex._wait_indexed
+
+    def garbage_then_wait(self: SearchIndex, name: str, progress_key: str) -> None:
+        self.redis.client.hset(bad, "price", "cheap")
+        wait(self, name, progress_key)
+
+    monkeypatch.setattr(SearchIndex, "_wait_indexed", garbage_then_wait)
+    with pytest.raises(PoolError, match=rf"key {re.escape(bad)}: Invalid numeric value"):
+        P.reindex_redis_search(ctx)
+    monkeypatch.undo()
+    P.reindex_redis_search(ctx)  # the document is rewritten from MySQL: this build passes
+    assert corpus.find(S.price.lt(5)) == {"Odes"}
+
+
+RESP2_SEARCH = [2, b"fxs:{n}:d:7", b"fxs:{n}:d:3"]
+RESP3_SEARCH = {
+    b"attributes": [],
+    b"format": b"STRING",
+    b"results": [{b"id": b"fxs:{n}:d:7", b"values": []}, {b"id": b"fxs:{n}:d:3", b"values": []}],
+    b"total_results": 2,
+    b"warning": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("reply", "total"),
+    [
+        (RESP2_SEARCH, 2),
+        (RESP3_SEARCH, 2),
+        ([12, "fxs:{n}:d:7", "fxs:{n}:d:3"], 12),  # decoded replies
+        ({"total_results": 12, "results": [{"id": "fxs:{n}:d:7"}, {"id": "fxs:{n}:d:3"}]}, 12),
+    ],
+    ids=["RESP2", "RESP3", "RESP2-str", "RESP3-str"],
+)
+def test_parse_search_on_both_reply_shapes(reply: Any, total: int) -> None:
+    assert search.parse_search(reply, "fxs:{n}:d:") == (total, [7, 3])
+    assert search.parse_search([0], "p:") == (0, [])
+    assert search.parse_search({b"total_results": 0, b"results": []}, "p:") == (0, [])
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        [
+            b"index_name",
+            b"fxs:{n}:i:abc:2",
+            b"indexing",
+            0,
+            b"hash_indexing_failures",
+            b"1",
+            b"Index Errors",
+            [b"indexing failures", 1, b"last indexing error key", b"fxs:{n}:d:5"],
+        ],
+        {
+            b"index_name": b"fxs:{n}:i:abc:2",
+            b"indexing": 0,
+            b"hash_indexing_failures": 1,
+            b"Index Errors": {b"indexing failures": 1, b"last indexing error key": b"fxs:{n}:d:5"},
+        },
+    ],
+    ids=["RESP2", "RESP3"],
+)
+def test_parse_info_on_both_reply_shapes(reply: Any) -> None:
+    info = search.parse_info(reply)
+    assert set(info) >= {"index_name", "indexing", "hash_indexing_failures", "Index Errors"}
+    assert text(info["index_name"]) == "fxs:{n}:i:abc:2"
+    assert int(info["hash_indexing_failures"]) == 1
+    errors = search.parse_info(info["Index Errors"])
+    assert text(errors["last indexing error key"]) == "fxs:{n}:d:5"
+
+
+@pytest.mark.parametrize(
+    ("reply", "cursor"),
+    [
+        ([[3, [b"_id", b"7", b"pages", b"5"], [b"_id", b"3"]], 42], 42),
+        ([[3, [b"_id", b"7", b"pages", b"5"], [b"_id", b"3"]], 0], 0),
+        (
+            [
+                {
+                    b"results": [
+                        {b"extra_attributes": {b"_id": b"7", b"pages": b"5"}, b"values": []},
+                        {b"extra_attributes": {b"_id": b"3"}, b"values": []},
+                    ],
+                    b"total_results": 3,
+                },
+                42,
+            ],
+            42,
+        ),
+        (
+            {
+                "results": [
+                    {"extra_attributes": {"_id": "7", "pages": "5"}},
+                    {"extra_attributes": {"_id": "3"}},
+                ]
+            },
+            0,
+        ),
+    ],
+    ids=["RESP2", "RESP2-last", "RESP3", "RESP3-str-without-cursor"],
+)
+def test_aggregate_rows_on_both_reply_shapes(reply: Any, cursor: int) -> None:
+    assert _aggregate_rows(reply, "pages") == ([(7, "5"), (3, None)], cursor)
+    assert _aggregate_rows(reply) == ([(7, None), (3, None)], cursor)
