@@ -7,7 +7,9 @@ searchable type. Process and concurrency tests are in tests/reliability/test_sea
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -18,15 +20,28 @@ from typing import Any
 
 import pytest
 import redis
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fluxa_django import Context, Engine, IntegrityError, Pager, RedisSearchQuery
+from fluxa_django import (
+    Context,
+    Engine,
+    IntegrityError,
+    Pager,
+    RedisSearchQuery,
+    Registry,
+    get_engine,
+)
+from fluxa_django.checks import check_fluxa
+from fluxa_django.conf import registry_from_settings, reset_engine
 from fluxa_django.errors import PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.search import SearchCondition
-from fluxa_django.runtime.search_index import SearchIndex, _aggregate_rows, document
+from fluxa_django.runtime.search_index import SearchIndex, _aggregate_rows, document, for_schema
 from fluxa_django.testing.plugin import QueryCounter
 from tests.generated import (
     BookEntity,
@@ -38,7 +53,8 @@ from tests.generated import (
     ProductEntityProvider,
     Tag,
 )
-from tests.services import REDIS_ADDRESS
+from tests.search_entities import Novel
+from tests.services import PLAIN_REDIS_ADDRESS, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
 S = BookEntityProvider.fields_redis_search
 U: Any = S  # the same fields, for calls mypy would refuse
@@ -1150,3 +1166,120 @@ def test_parse_info_on_both_reply_shapes(reply: Any) -> None:
 def test_aggregate_rows_on_both_reply_shapes(reply: Any, cursor: int) -> None:
     assert _aggregate_rows(reply, "pages") == ([(7, "5"), (3, None)], cursor)
     assert _aggregate_rows(reply) == ([(7, None), (3, None)], cursor)
+
+
+# -- commands, definition checks, a Redis without the search module ---------------------------
+
+APP = "fluxa-search-commands"
+
+
+def novel_settings(db: str, search_redis: str = f"{REDIS_ADDRESS}:0") -> dict[str, Any]:
+    return {
+        "POOLS": {
+            "default": {
+                "mysql": {"uri": mysql_uri(db)},
+                "redis": f"{REDIS_ADDRESS}:{REDIS_TEST_DB}",
+            },
+            "search": {"redis": search_redis},
+        },
+        "ENTITIES": ["tests.search_entities"],
+        "OPTIONS": {"app_name": APP},
+    }
+
+
+@pytest.fixture
+def own_engine() -> Iterator[None]:
+    """The commands build their engine from the overridden settings; the session's is
+    kept aside (and the indexes the test built are dropped)."""
+    from fluxa_django import conf
+
+    saved = conf._engine
+    conf._engine = None
+    try:
+        yield
+    finally:
+        engine = conf._engine
+        if engine is not None:
+            for schema in engine.schemas.values():
+                with contextlib.suppress(Exception):
+                    for_schema(engine, schema).drop()
+        reset_engine()
+        conf._engine = saved
+
+
+def migrate(*args: str) -> str:
+    out = io.StringIO()
+    call_command("fluxa_migrate", *args, "--noinput", stdout=out)
+    return out.getvalue()
+
+
+def test_fluxa_migrate_plans_and_builds_the_search_index(mysql_db: str, own_engine: None) -> None:
+    with override_settings(FLUXA=novel_settings(mysql_db)):
+        out = migrate("--plan")
+        assert "CREATE TABLE `Novel`" in out
+        assert "Redis Search indexes (1):" in out
+        (line,) = [x for x in out.splitlines() if "[search:search]" in x]
+        assert re.fullmatch(
+            r"  \[search:search\] Novel: build fxs:\{[0-9a-f]{32}\}:i:[0-9a-f]{12}:1, "
+            r"back-fill from MySQL, then point alias fxs:\{[0-9a-f]{32}\}:a at it  -- new index",
+            line,
+        ), line
+        assert "--plan: nothing applied." in out
+        engine = get_engine()
+        index = for_schema(engine, engine.schema(Novel))
+        assert index.current() is None and index.indexes() == [], "--plan built nothing"
+
+        out = migrate()
+        assert "Applied 2 change(s)." in out, out
+        assert index.current() == line.split("build ")[1].split(",")[0]
+        engine.mysql().exec("INSERT INTO `Novel` (`id`, `title`, `pages`) VALUES (1, 'Dune', 9)")
+        out = migrate("--plan")
+        assert "Redis Search" not in out and "No changes" in out, "the index is up to date"
+
+        out = io.StringIO()
+        call_command("fluxa_reindex", stdout=out)  # every searchable entity
+        assert out.getvalue().splitlines()[1:] == [
+            "  Novel: 1/1 rows indexed (100%)",
+            "Reindexed 1 entity.",
+        ]
+        assert index.all_ids("@title:(dune)", []) == [1], "back-filled from MySQL"
+        with pytest.raises(
+            CommandError, match=r"not a searchable entity: Nope \(searchable: Novel\)"
+        ):
+            call_command("fluxa_reindex", "Nope", stdout=io.StringIO())
+
+
+def test_a_search_pool_without_the_search_module_is_a_clear_error(
+    mysql_db: str, own_engine: None
+) -> None:
+    with override_settings(FLUXA=novel_settings(mysql_db, f"{PLAIN_REDIS_ADDRESS}:0")):
+        with pytest.raises(CommandError) as raised:
+            migrate("--plan")
+        message = str(raised.value)
+        assert "redis pool 'search' has no search module" in message, message
+        assert "Novel" in message
+        registry = registry_from_settings()
+        with pytest.raises(PoolError, match="redis pool 'search' has no search module") as error:
+            registry.validate()
+        assert error.value.pool == "search"
+
+
+def test_a_search_pool_on_a_database_other_than_0_is_e032_without_network() -> None:
+    registry = Registry()
+    registry.register_mysql("root:@tcp(127.0.0.1:1)/nowhere")  # never connected
+    registry.register_redis("127.0.0.1:1", 0)
+    registry.register_redis("127.0.0.1:1", 3, "search")
+    registry.register_entity(Novel)
+    (error,) = registry.check()
+    assert error.code == "E032"
+    assert "Novel" in str(error) and "redis pool 'search' uses database 3" in str(error)
+    assert "RediSearch indexes only database 0" in str(error)
+    settings = novel_settings("nowhere", "127.0.0.1:1:3")
+    with override_settings(FLUXA=settings):
+        assert [m.id for m in check_fluxa()] == ["fluxa.E032"]
+    registry = Registry()
+    registry.register_redis("127.0.0.1:1", 0, "search")
+    registry.register_mysql("root:@tcp(127.0.0.1:1)/nowhere")
+    registry.register_redis("127.0.0.1:1", 0)
+    registry.register_entity(Novel)
+    assert registry.check() == [], "database 0 is fine"

@@ -21,13 +21,16 @@ REPO = Path(__file__).resolve().parents[2]
 SNIPPET = """\
 from django.http import HttpRequest, JsonResponse
 
-from fluxa_django import Context, Pager, Query, Where
+from fluxa_django import Context, Pager, Query, RedisSearchQuery, Where
 from fluxa_django.middleware import FluxaHttpRequest
 from tests.generated import (
+    BookEntity,
+    BookEntityProvider,
     CategoryEntity,
     CategoryEntityProvider,
     EveryTypeEntity,
     EveryTypeEntityProvider,
+    Genre,
     ProductEntity,
     ProductEntityProvider,
     Status,
@@ -122,6 +125,37 @@ def entity_bound_queries(ctx: Context) -> None:
     Query().filter(P.name.eq("a")).filter(C.name.eq("b"))  # E: arg-type
     Query().filter(P.name.eq("a")).sort_by_asc(C.id)  # E: arg-type
     bound.filter(C.name.eq("b"))  # E: arg-type
+
+
+def redis_search_queries(ctx: Context) -> None:
+    B = BookEntityProvider.fields_redis_search
+    E = EveryTypeEntityProvider.fields_redis_search
+    reveal_type(RedisSearchQuery())  # R: fluxa_django.runtime.search.RedisSearchQuery[fluxa_django.runtime.query.Unfiltered]
+    reveal_type(RedisSearchQuery().filter(B.pages.gt(1)))  # R: fluxa_django.runtime.search.RedisSearchQuery[tests.generated.book_entity.BookEntity]
+    reveal_type(RedisSearchQuery().sort_by_desc(E.title))  # R: fluxa_django.runtime.search.RedisSearchQuery[tests.generated.every_type_entity.EveryTypeEntity]
+    reveal_type(BookEntityProvider.search_many_in_redis(ctx, RedisSearchQuery()))  # R: list[tests.generated.book_entity.BookEntity]
+    reveal_type(BookEntityProvider.search_many_in_redis_with_total(ctx, RedisSearchQuery()))  # R: tuple[list[tests.generated.book_entity.BookEntity], int]
+    reveal_type(BookEntityProvider.search_one_in_redis(ctx, RedisSearchQuery()))  # R: tests.generated.book_entity.BookEntity | None
+    reveal_type(BookEntityProvider.search_ids_in_redis(ctx, RedisSearchQuery()))  # R: list[int]
+    reveal_type(BookEntityProvider.count_in_redis(ctx, RedisSearchQuery()))  # R: int
+    BookEntityProvider.search_many_in_redis(ctx, RedisSearchQuery().filter(B.title.match("a")).sort_by_asc(B.pages))
+    BookEntityProvider.search_ids_in_redis(ctx, RedisSearchQuery[BookEntity]().pager(Pager(1, 5)))
+    BookEntityProvider.search_one_in_redis(ctx, RedisSearchQuery().filter(B.genre.eq(Genre.NOVEL).or_(B.summary.is_null())))
+    EveryTypeEntityProvider.count_in_redis(ctx, RedisSearchQuery().filter(E.title.match("a", prefix=True)))
+    BookEntityProvider.search_many_in_redis(ctx, RedisSearchQuery().filter(E.title.match("a")))  # E: arg-type
+    BookEntityProvider.count_in_redis(ctx, RedisSearchQuery().sort_by_asc(E.title))  # E: arg-type
+    BookEntityProvider.search_many_in_redis_with_total(ctx, RedisSearchQuery().filter(E.title.match("a")))  # E: arg-type
+    RedisSearchQuery[BookEntity]().filter(E.title.match("a"))  # E: arg-type
+    RedisSearchQuery().filter(B.pages.gt(1), E.title.match("a"))  # E: misc
+    RedisSearchQuery().filter(B.pages.gt(1)).filter(E.title.match("a"))  # E: arg-type
+    RedisSearchQuery().filter(B.pages.gt(1)).sort_by_asc(E.title)  # E: arg-type
+    B.pages.gt(1).and_(E.title.match("a"))  # E: arg-type
+    B.pages.gt("1")  # E: arg-type
+    B.genre.eq("novel")  # E: arg-type
+    B.title.eq("x")  # E: attr-defined
+    B.pages.match("x")  # E: attr-defined
+    BookEntityProvider.search_many_in_redis(ctx, Query())  # E: arg-type
+    RedisSearchQuery().filter(BookEntityProvider.fields.pages.eq(1))  # E: call-overload
 
 
 def typed_view(request: FluxaHttpRequest) -> JsonResponse:
