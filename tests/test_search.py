@@ -1236,9 +1236,9 @@ def test_fluxa_migrate_plans_and_builds_the_search_index(mysql_db: str, own_engi
         out = migrate("--plan")
         assert "Redis Search" not in out and "No changes" in out, "the index is up to date"
 
-        out = io.StringIO()
-        call_command("fluxa_reindex", stdout=out)  # every searchable entity
-        assert out.getvalue().splitlines()[1:] == [
+        reindexed = io.StringIO()
+        call_command("fluxa_reindex", stdout=reindexed)  # every searchable entity
+        assert reindexed.getvalue().splitlines()[1:] == [
             "  Novel: 1/1 rows indexed (100%)",
             "Reindexed 1 entity.",
         ]
