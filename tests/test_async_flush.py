@@ -108,7 +108,7 @@ def test_one_record_per_table_with_the_flush_statements(engine: Engine) -> None:
     assert len({r.flush_id for r in records}) == 1
     category = by_table["CategoryEntity"]
     assert category.key == b"default:CategoryEntity"
-    assert category.inserted == [books.id]
+    assert [row[0] for row in category.inserted] == [books.id]
     [(sql, args)] = category.statements
     assert sql.startswith("INSERT INTO `CategoryEntity`") and books.id in args and "Books" in args
     # update_cache=False: MySQL and the caches know nothing yet

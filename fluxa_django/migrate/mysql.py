@@ -77,7 +77,13 @@ def plan_mysql(
         owned = {s.table for s in schemas}
         for schema in schemas:
             plan.alters.extend(_table_alters(code, schema, live.get(schema.table)))
-        ignored = {*pool.options.ignored_tables, LEDGER}  # the id counters (runtime/ids.py)
+        # the id counters (runtime/ids.py) and the async consumer's tables (async_consume.py)
+        ignored = {
+            *pool.options.ignored_tables,
+            LEDGER,
+            "_fluxa_async_applied",
+            "_fluxa_async_hooks",
+        }
         for table in sorted(set(live) - owned - ignored):
             if table in drop:
                 plan.alters.append(

@@ -56,9 +56,17 @@ if TYPE_CHECKING:
 RECORD_VERSION = 1
 
 
+Row = list[Any]
+
+
 @dataclass(frozen=True)
 class AsyncRecord:
-    """One published record: the changes of one flush to one table."""
+    """One published record: the changes of one flush to one table.
+
+    Besides the statements it carries the rows (new, and loaded for updates and
+    deletes) so that the consumer can invalidate the same cache keys as a
+    synchronous flush and give the after-hooks the same arguments.
+    """
 
     flush_id: str
     namespace: str  # whose data: see ``namespace_of`` (consumers skip other namespaces)
@@ -67,13 +75,20 @@ class AsyncRecord:
     entity: str
     statements: list[tuple[str, list[Any]]]
     update_cache: bool
-    inserted: list[int]
-    updated: list[tuple[int, dict[str, Any] | None, bool]]  # (id, changes, soft delete)
-    deleted: list[int]
+    inserted: list[Row]  # new rows
+    updated: list[tuple[Row, Row | None, list[int], bool]]  # row, loaded row, columns, soft
+    deleted: list[tuple[Row, Row | None]]  # row, loaded row
 
     @property
     def key(self) -> bytes:
         return f"{self.pool}:{self.table}".encode()
+
+    def ids(self) -> list[int]:
+        return [
+            *(r[0] for r in self.inserted),
+            *(u[0][0] for u in self.updated),
+            *(d[0][0] for d in self.deleted),
+        ]
 
     def encode(self) -> bytes:
         body = {
@@ -86,8 +101,8 @@ class AsyncRecord:
             "sql": [[sql, args] for sql, args in self.statements],
             "cache": self.update_cache,
             "inserted": self.inserted,
-            "updated": [[i, c, s] for i, c, s in self.updated],
-            "deleted": self.deleted,
+            "updated": [list(u) for u in self.updated],
+            "deleted": [list(d) for d in self.deleted],
         }
         data: bytes = msgpack.packb(body, default=_default, use_bin_type=True)
         return data
@@ -107,9 +122,12 @@ class AsyncRecord:
                 entity=str(body["entity"]),
                 statements=[(str(sql), list(args)) for sql, args in body["sql"]],
                 update_cache=bool(body["cache"]),
-                inserted=[int(i) for i in body["inserted"]],
-                updated=[(int(i), c, bool(s)) for i, c, s in body["updated"]],
-                deleted=[int(i) for i in body["deleted"]],
+                inserted=[list(r) for r in body["inserted"]],
+                updated=[
+                    (list(r), None if o is None else list(o), [int(c) for c in cs], bool(s))
+                    for r, o, cs, s in body["updated"]
+                ],
+                deleted=[(list(r), None if o is None else list(o)) for r, o in body["deleted"]],
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"undecodable async flush record: {exc}") from exc
@@ -156,7 +174,6 @@ def _record(
     statements += update_statements(provider, table.updates)
     if table.deletes:
         statements.append(delete_statement(provider, [e._row[0] for e in table.deletes]))
-    want_changes = provider._after_update is not None
     return AsyncRecord(
         flush_id=flush_id,
         namespace=namespace,
@@ -165,17 +182,18 @@ def _record(
         entity=provider.entity_name,
         statements=statements,
         update_cache=update_cache,
-        inserted=[row[0] for _, row in table.inserts],
+        inserted=[list(row) for _, row in table.inserts],
         updated=[
-            (
-                row[0],
-                provider.changes(entity, changed) if want_changes and not soft else None,
-                soft,
-            )
+            (list(row), _loaded(entity), list(changed), soft)
             for entity, row, changed, soft in table.updates
         ],
-        deleted=[e._row[0] for e in table.deletes],
+        deleted=[(list(e._row), _loaded(e)) for e in table.deletes],
     )
+
+
+def _loaded(entity: Any) -> Row | None:
+    orig = entity._orig
+    return None if orig is None else list(orig)
 
 
 def kafka_pool_code(ctx: Context) -> str:
