@@ -64,6 +64,18 @@ _NUMBERS = re.compile(r"\d+")
 
 # Errors after which the brokers are considered away until a metadata request succeeds.
 _DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._RESOLVE}
+# Delivery errors after which the producer is replaced: a fatal error, or a record not
+# acknowledged in time although the brokers answer (an idempotent producer whose id a
+# broker lost, after a restart without its state, retries that id for ever).
+_STUCK = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._FATAL,
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.UNKNOWN_PRODUCER_ID,
+    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+}
 # Consumer errors that polling again cannot fix.
 _CONSUMER_FATAL = {
     KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -105,9 +117,11 @@ class KafkaRecord:
         return None
 
 
-def _record(msg: Message) -> KafkaRecord:
+def _record(msg: Message, sent: list[tuple[str, bytes | None]] | None = None) -> KafkaRecord:
+    """A record from a consumed message, or from a delivery report (whose headers are
+    the ``sent`` ones: librdkafka does not repeat them)."""
     kind, stamp = msg.timestamp()
-    raw = msg.headers() or []
+    raw = msg.headers() or sent or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     headers = tuple((str(k), _bytes("header", v)) for k, v in pairs)
     return KafkaRecord(
@@ -282,6 +296,7 @@ class KafkaPool:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._down: _Down | None = None
+        self._fatal: str | None = None  # the producer must be replaced (why)
         reset_in_child(self._forked)
 
     def _forked(self) -> None:
@@ -294,6 +309,7 @@ class KafkaPool:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._down = None
+        self._fatal = None
 
     def __repr__(self) -> str:
         return f"<KafkaPool {self.code!r} {self.describe}>"
@@ -339,11 +355,15 @@ class KafkaPool:
     # -- producing -----------------------------------------------------------------
 
     def producer(self) -> Producer:
-        """The pool's producer (created on first use, with its delivery thread)."""
+        """The pool's producer (created on first use, with its delivery thread; replaced
+        after a fatal error, such as an idempotent producer fenced by a broker that lost
+        its state)."""
         producer = self._producer
-        if producer is not None:
+        if producer is not None and self._fatal is None:
             return producer
         with self._lock:
+            if self._fatal is not None and self._producer is not None:
+                self._retire()
             if self._producer is None:
                 conf = self.client_config()
                 conf.update(producer_config(self.options))
@@ -352,7 +372,7 @@ class KafkaPool:
                     self._producer = Producer(conf)
                 except KafkaException as exc:
                     raise self._config_error(exc) from None
-                self._stop.clear()
+                self._stop = threading.Event()
                 self._thread = threading.Thread(
                     target=self._serve,
                     args=(self._producer, self._stop),
@@ -362,6 +382,18 @@ class KafkaPool:
                 self._thread.start()
             return self._producer
 
+    def _retire(self) -> None:
+        """Drop a producer that had a fatal error: its records fail (their callbacks are
+        called), its delivery thread ends; the next use makes a new one."""
+        old, self._producer = self._producer, None
+        _LOG.warning("kafka pool %r: new producer after a fatal error: %s", self.code, self._fatal)
+        self._fatal = None
+        self._stop.set()
+        if old is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                old.purge()
+                old.poll(0)
+
     def _on_error(self, err: KafkaError) -> None:
         """librdkafka's error callback (in the thread that polls)."""
         if err.code() in _DOWN:
@@ -369,7 +401,8 @@ class KafkaPool:
                 self._down = _Down(time.monotonic(), scrub(err.str(), self.options.sasl_password))
                 _LOG.warning("kafka pool %r: brokers unreachable: %s", self.code, self._down.reason)
         elif err.fatal():
-            _LOG.error("kafka pool %r: fatal producer error: %s", self.code, err.str())
+            self._fatal = scrub(err.str(), self.options.sasl_password)
+            _LOG.error("kafka pool %r: fatal producer error: %s", self.code, self._fatal)
 
     def _serve(self, producer: Producer, stop: threading.Event) -> None:
         """Serve delivery callbacks; while the brokers are away, probe them and fail the
@@ -467,10 +500,12 @@ class KafkaPool:
             bound = self.options.delivery_timeout + GRACE
             if not done.wait(bound):
                 reason = f"not acknowledged within {self.options.delivery_timeout:g} s"
+                self._fatal = reason
                 self.breaker.failed(reason, time.monotonic() - clock, bound)
                 raise self._error(f"produce to {topic!r}: {reason} (delivery_timeout)")
             err, msg = box[0]
             if err is not None:
+                self._note(err)
                 if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._MSG_TIMED_OUT):
                     reason = (
                         "brokers unreachable"
@@ -486,7 +521,12 @@ class KafkaPool:
         self._down = None
         self.breaker.ok()
         self._observe(ctx, "produce_sync", shown, started, clock, None)
-        return _record(msg)
+        return _record(msg, _headers(headers))
+
+    def _note(self, err: KafkaError) -> None:
+        """Replace the producer before its next use when ``err`` shows it is stuck."""
+        if err.fatal() or err.code() in _STUCK:
+            self._fatal = scrub(err.str(), self.options.sasl_password)
 
     def _delivery_error(self, topic: str, err: KafkaError) -> PoolError:
         code = err.code()
@@ -521,12 +561,16 @@ class KafkaPool:
         """
         started, clock = time.time(), time.monotonic()
         shown = _shown("PRODUCE", topic, key, value)
+        sent_headers = _headers(headers)
         if OBSERVERS:
             notify("kafka", "produce")
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             sink = metrics.METRICS
-            error = None if err is None else self._delivery_error(topic, err)
+            error = None
+            if err is not None:
+                self._note(err)
+                error = self._delivery_error(topic, err)
             if sink is not None:
                 if error is None:
                     sink.observe("kafka", self.code, "delivery", time.monotonic() - clock)
@@ -535,7 +579,7 @@ class KafkaPool:
             if error is None:
                 self._down = None
             if on_delivery is not None:
-                on_delivery(None if error is not None else _record(msg), error)
+                on_delivery(None if error is not None else _record(msg, sent_headers), error)
 
         try:
             self.breaker.check()
@@ -632,8 +676,9 @@ _INHERITED: list[Any] = []  # producers inherited by a forked child: never used 
 
 def _shown(operation: str, topic: str, key: Value | None, value: Value | None) -> str:
     """A produce for the loggers: topic and sizes, never the key's or the value's bytes."""
-    key_size = 0 if key is None else len(key)
-    value_size = 0 if value is None else len(value)
+    sized = (bytes, bytearray, memoryview, str)
+    key_size = len(key) if isinstance(key, sized) else 0
+    value_size = len(value) if isinstance(value, sized) else 0
     return f"{operation} {topic} (key {key_size} B, value {value_size} B)"
 
 

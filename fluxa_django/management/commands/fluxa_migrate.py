@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fluxa_django.errors import FluxaError
 from fluxa_django.migrate import Alter, apply_alters, plan_mysql
+from fluxa_django.migrate.kafka import KafkaChange, KafkaPlan, apply_kafka, plan_kafka
 from fluxa_django.migrate.search import apply_search, plan_search
 from fluxa_django.runtime.search_index import Plan
 
@@ -17,8 +18,8 @@ class Command(BaseCommand):
     # generated again after migrating): the `fluxa_codegen` check is not run here.
     requires_system_checks = ["fluxa"]
     help = (
-        "Show the MySQL schema changes and Redis Search index builds the entity definitions "
-        "need, and apply them."
+        "Show the MySQL schema changes, Redis Search index builds and Kafka topic and "
+        "consumer group changes the definitions need, and apply them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-destructive",
             action="store_true",
-            help="also apply changes that drop tables/columns/indexes or narrow a column",
+            help="also apply changes that drop tables/columns/indexes or narrow a column, "
+            "delete Kafka topics or consumer groups no definition owns, or lower a topic's "
+            "retention",
         )
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
@@ -39,7 +42,11 @@ class Command(BaseCommand):
             help="drop this unmanaged table (needs --allow-destructive); may repeat",
         )
         parser.add_argument(
-            "--pool", action="append", default=None, metavar="CODE", help="only this MySQL pool"
+            "--pool",
+            action="append",
+            default=None,
+            metavar="CODE",
+            help="only this MySQL pool (Redis Search and Kafka are then left out)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,6 +56,7 @@ class Command(BaseCommand):
             engine = get_engine()
             plan = plan_mysql(engine, options["drop_table"], options["pool"])
             searches = [] if options["pool"] else plan_search(engine)
+            kafka = KafkaPlan() if options["pool"] else plan_kafka(engine)
         except FluxaError as exc:
             raise CommandError(str(exc)) from None
         out = self.stdout
@@ -57,7 +65,7 @@ class Command(BaseCommand):
             out.write(
                 f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}"
             )
-        if not plan.alters and not searches:
+        if not plan.alters and not searches and not kafka.changes:
             out.write(self.style.SUCCESS("No changes: the MySQL schema matches the entities."))
             return
         self._show("Safe changes", plan.safe)
@@ -66,17 +74,22 @@ class Command(BaseCommand):
             out.write(f"Redis Search indexes ({len(searches)}):")
             for search in searches:
                 out.write(f"  {search.describe()}")
+        self._show_kafka("Kafka changes", kafka.safe)
+        self._show_kafka("Kafka destructive changes", kafka.destructive)
+        self._show_kafka("Kafka changes held back (not made)", kafka.held_back)
         todo = plan.safe + (plan.destructive if options["allow_destructive"] else [])
+        kafka_todo = kafka.safe + (kafka.destructive if options["allow_destructive"] else [])
         if options["plan"]:
             out.write("--plan: nothing applied.")
             return
-        if plan.destructive and not options["allow_destructive"]:
+        destructive = len(plan.destructive) + len(kafka.destructive)
+        if destructive and not options["allow_destructive"]:
             out.write(
                 self.style.WARNING(
-                    f"{len(plan.destructive)} destructive change(s) held back; rerun with --allow-destructive to apply them."
+                    f"{destructive} destructive change(s) held back; rerun with --allow-destructive to apply them."
                 )
             )
-        count = len(todo) + len(searches)
+        count = len(todo) + len(searches) + len(kafka_todo)
         if not count:
             return
         if options["interactive"]:
@@ -104,10 +117,25 @@ class Command(BaseCommand):
             applied += apply_search(engine, searches, self._search_progress)
         except Exception as exc:
             raise CommandError(f"Redis Search index build failed: {exc}") from None
+
+        def kafka_progress(number: int, total: int, change: KafkaChange) -> None:
+            out.write(f"Applying Kafka {number}/{total} [{change.pool}] {change.description}")
+
+        try:
+            applied += apply_kafka(engine, kafka_todo, kafka_progress)
+        except Exception as exc:
+            raise CommandError(f"Kafka change failed: {exc}") from None
         out.write(self.style.SUCCESS(f"Applied {applied} change(s)."))
 
     def _search_progress(self, plan: Plan, done: int, total: int) -> None:
         search_progress(self.stdout, plan, done, total)
+
+    def _show_kafka(self, title: str, changes: list[KafkaChange]) -> None:
+        if not changes:
+            return
+        self.stdout.write(f"{title} ({len(changes)}):")
+        for change in changes:
+            self.stdout.write(f"  {change}")
 
     def _show(self, title: str, alters: list[Alter]) -> None:
         if not alters:
