@@ -1264,6 +1264,17 @@ def test_a_search_pool_without_the_search_module_is_a_clear_error(
         assert error.value.pool == "search"
 
 
+def test_an_unreachable_search_pool_is_not_said_to_lack_the_module(
+    mysql_db: str, own_engine: None
+) -> None:
+    with override_settings(FLUXA=novel_settings(mysql_db, "127.0.0.1:1:0")):
+        with pytest.raises(CommandError) as raised:
+            migrate("--plan")
+    message = str(raised.value)
+    assert "redis pool 'search' (127.0.0.1:1/0): cannot connect" in message, message
+    assert "search module" not in message
+
+
 def test_a_search_pool_on_a_database_other_than_0_is_e032_without_network() -> None:
     registry = Registry()
     registry.register_mysql("root:@tcp(127.0.0.1:1)/nowhere")  # never connected

@@ -665,6 +665,10 @@ def for_schema(engine: Engine, schema: EntitySchema) -> SearchIndex:
         raise TypeError(f"{schema.name} has no searchable field")
     redis_pool = engine.redis(schema.redis_search)
     if not redis_pool.features.has_search:
+        # Unknown when the pool was unreachable at start: asked now (an unreachable pool
+        # is said to be one, not to lack the module)
+        redis_pool.connect()
+    if not redis_pool.features.has_search:
         raise PoolError(
             f"redis pool {schema.redis_search!r} has no search module (RediSearch), which "
             f"entity {schema.name} needs for its searchable fields: use Redis 8.2+ or "
