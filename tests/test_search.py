@@ -518,6 +518,24 @@ def test_results_are_hydrated_through_the_tiers_one_round_trip_each(
         assert titles(P.search_many_in_redis(warm, q)) == expected
 
 
+def test_query_loggers_see_every_search_round_trip_without_its_values(corpus: Corpus) -> None:
+    ctx = corpus.ctx.engine.new_context()
+    entries: list[dict[str, Any]] = []
+    ctx.register_query_logger(entries.append, mysql=False, local=False)
+    secret = "arrakis"
+    P.search_many_in_redis_with_total(
+        ctx, query(S.summary.match(secret)).sort_by_asc(S.pages).pager(Pager(1, 3))
+    )
+    assert P.count_in_redis(ctx, query(S.isbn.eq(secret))) == 0
+    searches = [e for e in entries if e["operation"] == "search"]
+    assert [e["query"] for e in searches] == [
+        f"FT.SEARCH {index_of(ctx).alias} NOCONTENT SORTBY pages ASC LIMIT 0 3",
+        f"FT.SEARCH {index_of(ctx).alias} NOCONTENT LIMIT 0 0",
+    ]
+    assert all(e["source"] == "redis" and e["pool"] == "search" for e in searches)
+    assert not any(secret in str(e) for e in entries), "the query holds user values"
+
+
 def test_conditions_of_another_entity_are_refused(corpus: Corpus) -> None:
     other = EveryTypeEntityProvider.fields_redis_search.title.match("dune")
     with pytest.raises(TypeError, match="a Redis Search condition on EveryTypeEntity"):
@@ -1228,6 +1246,12 @@ def test_fluxa_migrate_plans_and_builds_the_search_index(mysql_db: str, own_engi
         engine = get_engine()
         index = for_schema(engine, engine.schema(Novel))
         assert index.current() is None and index.indexes() == [], "--plan built nothing"
+        for search_without_index in (
+            lambda: index.search("*", [], 0, 10),
+            lambda: index.all_ids("*", []),
+        ):
+            with pytest.raises(PoolError, match="Novel: its Redis Search index does not exist"):
+                search_without_index()
 
         out = migrate()
         assert "Applied 2 change(s)." in out, out

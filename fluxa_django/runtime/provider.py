@@ -392,12 +392,12 @@ class ProviderBase(Generic[E]):
         if limit is not None:  # search_one: the first match, whatever the pager says
             offset, size = 0, limit
         if offset + size <= SEARCH_WINDOW:
-            total, ids = index.search(text, sort, offset, size)
+            total, ids = index.search(text, sort, offset, size, ctx)
             if page is not None or total <= len(ids) or limit is not None:
                 return total, ids
-            return total, index.all_ids(text, sort)  # no pager: every match
-        total, _ = index.search(text, sort, 0, 0)
-        ids = index.all_ids(text, sort, offset)
+            return total, index.all_ids(text, sort, 0, ctx)  # no pager: every match
+        total, _ = index.search(text, sort, 0, 0, ctx)
+        ids = index.all_ids(text, sort, offset, ctx)
         return total, ids if page is None else ids[:size]
 
     def search_ids_in_redis(
@@ -435,7 +435,7 @@ class ProviderBase(Generic[E]):
         index = self._search(ctx, query)
         if query.matches_nothing():
             return 0
-        return index.search(query.query_string(), [], 0, 0)[0]
+        return index.search(query.query_string(), [], 0, 0, ctx)[0]
 
     def _search_hydrate(self, ctx: Context, ids: list[int]) -> list[E]:
         found = self.get_by_ids(ctx, ids)

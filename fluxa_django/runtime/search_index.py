@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from fluxa_django import metrics
 from fluxa_django.errors import PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.namespace import key_prefix
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.backends.redis import RedisPool
     from fluxa_django.engine import Engine
+    from fluxa_django.runtime.context import Context
     from fluxa_django.schema.model import EntitySchema
 
 log = logging.getLogger("fluxa_django.search")
@@ -313,8 +315,38 @@ class SearchIndex:
 
     # -- reads -----------------------------------------------------------------------------
 
+    def _logged(self, ctx: Context | None, shown: str, *args: Any) -> Any:
+        """One search round trip, reported to ``ctx``'s query loggers and the metrics
+        (``shown``: the command without the query, which holds user values)."""
+        if ctx is None or (not ctx._loggers and metrics.METRICS is None):
+            return self._command(*args)
+        from fluxa_django.runtime import mysql as sql_runner
+
+        operation = _OPERATIONS.get(args[0], args[0].lower())
+        return sql_runner.timed(
+            ctx, "redis", self.redis.code, operation, lambda: shown, lambda: self._command(*args)
+        )
+
+    def _failed(self, exc: BaseException) -> PoolError:
+        """A search error as the error the caller gets."""
+        text = str(exc).lower()
+        if isinstance(exc, redis.ResponseError) and (
+            "no such index" in text or "unknown index" in text
+        ):
+            return PoolError(
+                f"{self.entity}: its Redis Search index does not exist on redis pool "
+                f"{self.redis.code!r}: run `manage.py fluxa_migrate`",
+                pool=self.redis.code,
+            )
+        return self._unreachable(exc, f"{self.entity} search failed")
+
     def search(
-        self, query_string: str, sort: list[str], offset: int, count: int
+        self,
+        query_string: str,
+        sort: list[str],
+        offset: int,
+        count: int,
+        ctx: Context | None = None,
     ) -> tuple[int, list[int]]:
         """``(total, ids)`` of one ``FT.SEARCH ... NOCONTENT`` on the alias."""
         args = [
@@ -330,22 +362,21 @@ class SearchIndex:
             "DIALECT",
             "2",
         ]
+        shown = f"FT.SEARCH {self.alias} NOCONTENT {' '.join(sort)} LIMIT {offset} {count}"
         try:
-            reply = self._command(*args)
+            reply = self._logged(ctx, shown.replace("  ", " "), *args)
         except redis.ResponseError as exc:
-            text = str(exc)
-            if "no such index" in text.lower() or "unknown index" in text.lower():
-                raise PoolError(
-                    f"{self.entity}: its Redis Search index does not exist on redis pool "
-                    f"{self.redis.code!r}: run `manage.py fluxa_migrate`",
-                    pool=self.redis.code,
-                ) from exc
-            raise
+            failed = self._failed(exc)
+            if "does not exist" not in str(failed):
+                raise  # a query RediSearch refuses (raw()): the caller's to see
+            raise failed from exc
         except (redis.RedisError, OSError) as exc:
-            raise self._unreachable(exc, f"{self.entity} search failed") from exc
+            raise self._failed(exc) from exc
         return search.parse_search(reply, self.doc_prefix)
 
-    def all_ids(self, query_string: str, sort: list[str], skip: int = 0) -> list[int]:
+    def all_ids(
+        self, query_string: str, sort: list[str], skip: int = 0, ctx: Context | None = None
+    ) -> list[int]:
         """Every match, in ``FT.SEARCH``'s order, past RediSearch's result window: read
         unsorted through a cursor (``FT.AGGREGATE ... WITHCURSOR``; a sorted aggregation
         stops at MAXAGGREGATERESULTS, 10,000 by default) with the sort field, then sorted
@@ -357,15 +388,16 @@ class SearchIndex:
         args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
         rows: list[tuple[int, str | None]] = []
         try:
-            reply = self._command(*args)
+            reply = self._logged(ctx, f"FT.AGGREGATE {self.alias} WITHCURSOR", *args)
             while True:
                 found, cursor = _aggregate_rows(reply, field)
                 rows += found
                 if not cursor:
                     break
-                reply = self._command("FT.CURSOR", "READ", self.alias, cursor)
+                shown = f"FT.CURSOR READ {self.alias}"
+                reply = self._logged(ctx, shown, "FT.CURSOR", "READ", self.alias, cursor)
         except (redis.RedisError, OSError) as exc:
-            raise self._unreachable(exc, f"{self.entity} search failed") from exc
+            raise self._failed(exc) from exc
         if field is None:
             return [id_ for id_, _ in rows][skip:]
         numeric = any(name == field and kind == "NUMERIC" for name, _, kind, *_ in self.spec)
