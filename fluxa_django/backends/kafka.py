@@ -713,6 +713,7 @@ class KafkaGroupConsumer:
         self.pool = pool
         self.name = group.name
         self.topics = tuple(group.topic_names)
+        self._session_timeout = (group.session_timeout_ms or 45_000) / 1000  # librdkafka's default
         self._ctx = ctx
         self._on_assign = on_assign
         self._on_revoke = on_revoke
@@ -836,12 +837,21 @@ class KafkaGroupConsumer:
         self, idle_timeout: float | None = None, poll_timeout: float = 1.0
     ) -> Iterator[KafkaRecord]:
         """Records one by one until ``stop()``, or until none came for ``idle_timeout``
-        seconds (``None``: no such end). Iterating the consumer is ``records()``."""
-        idle_since = time.monotonic()
+        seconds while the member had partitions (``None``: no such end). Joining the group
+        is not idle time: without partitions the member waits up to the group's session
+        timeout more. Iterating the consumer is ``records()``."""
+        started = idle_since = time.monotonic()
+        joined = bool(self._assigned)
         while not self._stopped.is_set():
             wait = poll_timeout
             if idle_timeout is not None:
-                left = idle_since + idle_timeout - time.monotonic()
+                now = time.monotonic()
+                if not joined and self._assigned:
+                    joined, idle_since = True, now
+                if joined:
+                    left = idle_since + idle_timeout - now
+                else:
+                    left = started + idle_timeout + self._session_timeout - now
                 if left <= 0:
                     return
                 wait = min(wait, left)
