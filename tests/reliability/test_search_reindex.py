@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from fluxa_django import (
     Context,
@@ -41,7 +44,7 @@ from fluxa_django import (
     uint16,
     uint32,
 )
-from fluxa_django.errors import FluxaError
+from fluxa_django.errors import FluxaError, PoolError
 from fluxa_django.migrate.search import apply_search, plan_search
 from fluxa_django.runtime.observe import OBSERVERS
 from fluxa_django.runtime.search_index import SearchIndex, document
@@ -545,3 +548,63 @@ def test_a_flush_killed_mid_way_changes_no_document(fluxa_ctx: Context, moment: 
     assert_index_equals_mysql(fluxa_ctx)
     assert index.redis.client.hget(index.doc_key(first.id), "title") == b"renamed"
     assert not index.redis.client.exists(index.doc_key(second.id))
+
+
+# -- the search pool down ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def search_pool_down(engine: Engine) -> Iterator[None]:
+    """The search pool's client pointed at a port nothing listens on."""
+    pool = engine.redis("search")
+    saved = pool.client
+    pool.client = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        yield
+    finally:
+        pool.client.close()
+        pool.client = saved
+
+
+def test_a_flush_is_refused_while_the_search_pool_is_down(fluxa_ctx: Context) -> None:
+    (book,) = new_books(fluxa_ctx, 1)
+    before = mysql_documents(fluxa_ctx.engine)
+    ctx = fluxa_ctx.engine.new_context()
+    changed = P.must_get_by_id(ctx, book.id)
+    changed.title = "Changed"
+    with search_pool_down(fluxa_ctx.engine), pytest.raises(PoolError, match="redis pool 'search'"):
+        ctx.flush()
+    assert mysql_documents(fluxa_ctx.engine) == before, "nothing written"
+    assert changed.is_dirty
+    ctx.flush()
+    assert_index_equals_mysql(fluxa_ctx)
+
+
+def test_documents_lost_after_the_commit_are_logged_and_reindex_repairs_them(
+    fluxa_ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = fluxa_ctx.engine
+    made = new_books(fluxa_ctx, 3)
+    ctx = engine.new_context()
+    for book in made:
+        P.must_get_by_id(ctx, book.id).title = "After the commit"
+    down = search_pool_down(engine)
+
+    def observer(source: str, operation: str) -> None:
+        if (source, operation) == ("redis", "search claim"):
+            down.__enter__()  # the counters are taken; the pool fails before the documents
+
+    with observing(observer), caplog.at_level("ERROR", logger="fluxa_django.search"):
+        ctx.flush()  # the rows are committed: no error for the caller
+    down.__exit__(None, None, None)
+    assert [r.message for r in caplog.records if "Redis Search document" in r.message] == [
+        "fluxa: redis pool 'search' failed writing 3 Redis Search document(s) of BookEntity "
+        "after a flush (ConnectionError); the rows are saved, run `manage.py fluxa_reindex "
+        "BookEntity` to repair the index"
+    ]
+    assert P.count_in_redis(ctx, RedisSearchQuery().filter(S.title.match("after"))) == 0
+    call_command("fluxa_reindex", "BookEntity", stdout=io.StringIO())
+    assert P.count_in_redis(ctx, RedisSearchQuery().filter(S.title.match("after"))) == 3
+    assert_index_equals_mysql(fluxa_ctx)
