@@ -711,6 +711,32 @@ def test_hostile_tag_values_match_exactly(hostile: Hostile, values: list[str]) -
     assert hostile.ids(S.summary.in_(values)) == expected
 
 
+def test_every_printable_ascii_character_in_tags_and_text(fluxa_ctx: Context) -> None:
+    """Each printable ASCII character alone, doubled, inside a value and around it: a tag
+    ``eq`` finds exactly its row, a text ``match`` of the words around it exactly the rows
+    holding them; no character breaks a query."""
+    ctx = fluxa_ctx
+    values: list[str] = []
+    for char in PRINTABLE:
+        values += [char, char * 2, f"a{char}b", f"{char}x{char}"]
+    books = {
+        v: _book(ctx, "Ascii", isbn=v, summary=f"w{ord(c)}{v}end")
+        for v, c in zip(values, [c for c in PRINTABLE for _ in range(4)], strict=True)
+    }
+    ctx.flush()
+    for value, book in books.items():
+        found = P.search_ids_in_redis(ctx, query(S.isbn.eq(value)))
+        assert found == [book.id], f"isbn eq {value!r}"
+        assert P.search_ids_in_redis(ctx, query(S.summary.eq(book.summary or ""))) == [book.id]
+    by_summary = {b.id: b.summary for b in books.values()}
+    for char in PRINTABLE:
+        for text in (f"w{ord(char)}{char}end", f"{char}x{char}", char):
+            wanted = search.words(text)
+            expected = {i for i, t in by_summary.items() if matches(t, wanted, False)}
+            found_ids = set(P.search_ids_in_redis(ctx, query(S.summary.match(text))))
+            assert found_ids == expected, f"match({text!r})"
+
+
 def matches(text: str | None, wanted: list[str], prefix: bool) -> bool:
     """The oracle of ``match``: every word of the query is a word of the text (with
     ``prefix``: starts one, for words of 2 characters or more)."""
