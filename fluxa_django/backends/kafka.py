@@ -474,14 +474,17 @@ class KafkaPool:
         headers: Headers | None = None,
         *,
         partition: int | None = None,
+        timeout: float | None = None,
         ctx: Context | None = None,
     ) -> KafkaRecord:
         """Produce one record and wait for the broker's acknowledgement (``required_acks``).
 
         Returns the record as stored (partition, offset, timestamp). Raises ``PoolError``
         naming the pool when it was not acknowledged: within ``delivery_timeout`` + 1 s,
-        or ``connect_timeout`` + 0.2 s when the brokers are down. ``ctx`` logs the call
-        on that context's query loggers (``source`` ``"kafka"``).
+        or ``connect_timeout`` + 0.2 s when the brokers are down. A ``timeout`` shorter than
+        that raises after ``timeout`` seconds, but the record may still be delivered later
+        (librdkafka keeps it until ``delivery_timeout``). ``ctx`` logs the call on that
+        context's query loggers (``source`` ``"kafka"``).
         """
         started, clock = time.time(), time.monotonic()
         shown = _shown("PRODUCE", topic, key, value)
@@ -498,7 +501,14 @@ class KafkaPool:
             self.breaker.check()
             self._enqueue(topic, value, key, headers, partition, delivered)
             bound = self.options.delivery_timeout + GRACE
-            if not done.wait(bound):
+            if timeout is not None and timeout < bound:
+                if not done.wait(timeout):
+                    reason = f"not acknowledged within {timeout:g} s"
+                    self.breaker.failed(reason, time.monotonic() - clock, timeout)
+                    raise self._error(
+                        f"produce to {topic!r}: {reason} (timeout; it may still be delivered)"
+                    )
+            elif not done.wait(bound):
                 reason = f"not acknowledged within {self.options.delivery_timeout:g} s"
                 self._fatal = reason
                 self.breaker.failed(reason, time.monotonic() - clock, bound)
