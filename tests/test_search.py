@@ -385,6 +385,21 @@ def test_exact_string_tags(corpus: Corpus) -> None:
     assert find(S.isbn.eq("").not_()) == ALL - {"Odes"}
 
 
+def test_long_tag_values_stay_exact(fluxa_ctx: Context) -> None:
+    """RediSearch cuts a tag at 4,096 bytes: values sharing their first 4,096 bytes must
+    still be told apart (``summary`` is a "both" field of any length)."""
+    ctx = fluxa_ctx
+    base = "é" * 2048  # 4,096 bytes of UTF-8
+    values = [base, base[:-1] + "e", base + "1", base + "2", "x" * 70_000 + "1", "x" * 70_000]
+    books = [_book(ctx, f"Long {i}", summary=v) for i, v in enumerate(values)]
+    ctx.flush()
+    for book, value in zip(books, values, strict=True):
+        assert P.search_ids_in_redis(ctx, query(S.summary.eq(value))) == [book.id]
+    assert P.search_ids_in_redis(ctx, query(S.summary.eq(base + "3"))) == []
+    found = P.search_ids_in_redis(ctx, query(S.summary.in_(values[2:4])).sort_by_asc(S.pages))
+    assert sorted(found) == sorted(b.id for b in books[2:4])
+
+
 def test_text_and_tag_both(corpus: Corpus) -> None:
     find = corpus.find
     summary = "Cyberspace. A consensual hallucination"
