@@ -916,6 +916,23 @@ def test_force_delete_of_a_soft_deleted_row_and_rebuild_never_index_it(
     assert ctx.engine.mysql().query_row("SELECT COUNT(*) FROM `BookEntity`") == (2,)
 
 
+def test_an_update_of_a_soft_deleted_row_writes_no_document(fluxa_ctx: Context) -> None:
+    ctx = fluxa_ctx
+    book = _book(ctx, "Hidden", pages=1)
+    ctx.flush()
+    book.delete()
+    ctx.flush()
+    other = ctx.engine.new_context()
+    hidden = P.must_get_by_id(other, book.id)  # get_by_id still returns it
+    assert hidden.fake_delete
+    hidden.title = "Renamed while deleted"
+    hidden.pages = 2
+    other.flush()
+    assert doc(ctx, book.id) == {}
+    assert P.search_ids_in_redis(ctx, query(S.title.match("renamed"))) == []
+    assert P.count_in_redis(ctx, query()) == 0
+
+
 def test_a_row_soft_deleted_behind_the_index_is_not_returned(fluxa_ctx: Context) -> None:
     """A document can lag (a row soft-deleted by SQL outside fluxa): the results are
     hydrated rows, and a soft-deleted one is left out."""

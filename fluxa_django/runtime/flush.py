@@ -141,10 +141,11 @@ def _search_work(ctx: Context, tables: dict[str, TablePlan]) -> SearchWork:
             if fd is None or not row[fd]:  # a row inserted soft-deleted is never indexed
                 docs.append((row[0], document(spec, row)))
         for _, row, changed, soft in table.updates:
-            if fd is not None and (soft or fd in changed):
-                docs.append((row[0], None if row[fd] else document(spec, row)))
-            elif not positions.isdisjoint(changed):
-                docs.append((row[0], document(spec, row)))
+            deleted = fd is not None and (soft or fd in changed)
+            if deleted or not positions.isdisjoint(changed):
+                # a soft-deleted row (just now or before this update) has no document
+                hidden = fd is not None and bool(row[fd])
+                docs.append((row[0], None if hidden else document(spec, row)))
         for entity in table.deletes:
             docs.append((entity._row[0], None))
         if docs:
