@@ -192,7 +192,8 @@ ROWS = 3000
 
 class Writer(threading.Thread):
     """Random flushes on the books until stopped: updates of searchable and other
-    columns, soft deletes, restores, force deletes, inserts."""
+    columns, soft deletes, updates of soft-deleted rows, restores, force deletes,
+    inserts."""
 
     def __init__(self, engine: Engine, ids: list[int], seed: int) -> None:
         super().__init__(daemon=True)
@@ -220,8 +221,10 @@ class Writer(threading.Thread):
                 continue
             action = rnd.random()
             if book.fake_delete:
-                if action < 0.5:
+                if action < 0.4:
                     book._set(P.fake_delete_index, 0)  # restore
+                elif action < 0.7:
+                    book.title = f"Hidden {rnd.randrange(10**6)}"  # stays out of the index
                 else:
                     book.force_delete()
             elif action < 0.5:
