@@ -160,12 +160,21 @@ def registry_from_settings() -> Registry:
             mysql.uri = _alias_uri(mysql.code, aliases[mysql.code])
     async_flush = conf.get("ASYNC_FLUSH")
     if async_flush is not None:
-        from fluxa_django.config import ConfigAsyncFlush
+        from fluxa_django.config import ASYNC_SQL_GROUP, ConfigAsyncFlush
 
         if not isinstance(async_flush, Mapping) or "kafka_pool" not in async_flush:
             raise ConfigError("settings.FLUXA['ASYNC_FLUSH'] must be a dict with 'kafka_pool'")
+        unknown = sorted(
+            set(async_flush)
+            - {"kafka_pool", "topic_partitions", "replication_factor", "consumer_group"}
+        )
+        if unknown:
+            raise ConfigError(f"settings.FLUXA['ASYNC_FLUSH']: unknown key(s) {unknown}")
         config.async_flush = ConfigAsyncFlush(
-            str(async_flush["kafka_pool"]), int(async_flush.get("topic_partitions", 1))
+            str(async_flush["kafka_pool"]),
+            int(async_flush.get("topic_partitions", 1)),
+            int(async_flush.get("replication_factor", -1)),
+            str(async_flush.get("consumer_group", ASYNC_SQL_GROUP)),
         )
     registry = Registry()
     registry.init_by_config(config)

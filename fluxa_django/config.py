@@ -220,6 +220,9 @@ class AsyncFlushOptions:
 
     topic_partitions: int = 1
     replication_factor: int = -1
+    # The consumer group of ``fluxa_consume_async``. Applications sharing a broker (and so
+    # the topic) give each its own group: records of another application are skipped.
+    consumer_group: str = ASYNC_SQL_GROUP
 
 
 class KafkaConsumerGroup:
@@ -402,6 +405,8 @@ class ConfigKafka:
 class ConfigAsyncFlush:
     kafka_pool: str
     topic_partitions: int = 1
+    replication_factor: int = -1
+    consumer_group: str = ASYNC_SQL_GROUP
 
 
 @dataclass

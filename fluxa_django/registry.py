@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from fluxa_django.config import (
     ASYNC_SQL_FAILED_TOPIC,
-    ASYNC_SQL_GROUP,
     ASYNC_SQL_TOPIC,
     DEFAULT_POOL_CODE,
     SASL_MECHANISMS,
@@ -214,10 +213,9 @@ class Registry:
         """Every consumer group, by name: the registered ones and the async flush's
         ``_fluxa_async_sql`` (reading ``_fluxa_async_sql``)."""
         groups = dict(self.kafka_consumer_groups)
-        if self.async_flush is not None and ASYNC_SQL_GROUP not in groups:
-            groups[ASYNC_SQL_GROUP] = KafkaConsumerGroup(
-                ASYNC_SQL_GROUP, self.async_flush[0]
-            ).topics(ASYNC_SQL_TOPIC)
+        if self.async_flush is not None and self.async_flush[1].consumer_group not in groups:
+            name = self.async_flush[1].consumer_group
+            groups[name] = KafkaConsumerGroup(name, self.async_flush[0]).topics(ASYNC_SQL_TOPIC)
         return groups
 
     def register_debezium_connect_url(self, url: str, kafka_pool: str = DEFAULT_POOL_CODE) -> None:
@@ -339,7 +337,11 @@ class Registry:
         if config.async_flush is not None:
             self.register_async_flush(
                 config.async_flush.kafka_pool,
-                AsyncFlushOptions(topic_partitions=config.async_flush.topic_partitions),
+                AsyncFlushOptions(
+                    topic_partitions=config.async_flush.topic_partitions,
+                    replication_factor=config.async_flush.replication_factor,
+                    consumer_group=config.async_flush.consumer_group,
+                ),
             )
 
     def init_by_yaml(self, data: Mapping[str, Any]) -> None:

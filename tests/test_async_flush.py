@@ -19,7 +19,9 @@ from fluxa_django import Engine, PoolError, Registry
 from fluxa_django.conf import entity_classes
 from fluxa_django.config import ASYNC_SQL_TOPIC, AsyncFlushOptions
 from fluxa_django.migrate import apply_alters, plan_mysql
+from fluxa_django.runtime.async_consume import AsyncConsumer, Stats
 from fluxa_django.runtime.async_flush import AsyncRecord, namespace_of
+from fluxa_django.runtime.provider import ProviderBase
 from fluxa_django.testing.plugin import clear_redis_db
 from tests.generated import CategoryEntityProvider, ProductEntityProvider, Status
 from tests.services import KAFKA_BROKER, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
@@ -36,12 +38,15 @@ def engine(mysql_db: str) -> Iterator[Engine]:
                 if "already exists" not in str(exc).lower():
                     raise
     registry = Registry()
+    registry.set_option("app_name", f"async-{mysql_db}")
     registry.register_mysql(mysql_uri(mysql_db))
     registry.register_redis(REDIS_ADDRESS, REDIS_TEST_DB)
     registry.register_redis(REDIS_ADDRESS, 0, "search")
     registry.register_local_cache("default", 100)
     registry.register_kafka([KAFKA_BROKER], "events")
-    registry.register_async_flush("events", AsyncFlushOptions(topic_partitions=1))
+    registry.register_async_flush(
+        "events", AsyncFlushOptions(topic_partitions=1, consumer_group=f"async-{mysql_db}")
+    )
     registry.register_entity(*entity_classes(["tests.entities"]))
     built = registry.validate()
     apply_alters(built, plan_mysql(built).alters)
@@ -151,3 +156,88 @@ def test_a_failed_produce_raises_and_leaves_the_entities_dirty(mysql_db: str) ->
         assert CategoryEntityProvider.get_by_id(engine.new_context(), books.id) is None
     finally:
         engine.close()
+
+
+# -- the consumer ----------------------------------------------------------------------------
+
+
+def consume(engine: Engine, idle: float = 2.0) -> Stats:
+    from tests import generated
+
+    providers = {p.entity_name: p for p in vars(generated).values() if isinstance(p, ProviderBase)}
+    consumer = AsyncConsumer(engine, providers, config={"session.timeout.ms": 3000})
+    return consumer.run(idle_timeout=idle)
+
+
+def test_the_consumer_applies_each_record_once(engine: Engine) -> None:
+    calls: list[tuple[str, int, dict[str, object]]] = []
+    CategoryEntityProvider.on_after_insert(lambda _c, e: calls.append(("insert", e.id, {})))
+    CategoryEntityProvider.on_after_update(lambda _c, e, ch: calls.append(("update", e.id, ch)))
+    CategoryEntityProvider.on_after_delete(lambda _c, e: calls.append(("delete", e.id, {})))
+    try:
+        ctx = engine.new_context()
+        books = CategoryEntityProvider.new(ctx)
+        books.name = "Books"
+        games = CategoryEntityProvider.new(ctx)
+        games.name = "Games"
+        ctx.flush_async(update_cache=False)
+        books.name = "Novels"
+        games.delete()
+        ctx.flush_async(update_cache=False)
+        stats = consume(engine)
+        assert stats.applied == 2 and stats.failed == 0
+        rows = engine.mysql().query("SELECT id, name FROM CategoryEntity ORDER BY id")
+        assert rows == [(books.id, "Novels")]
+        assert sorted(calls, key=str) == sorted(
+            [
+                ("insert", books.id, {}),
+                ("insert", games.id, {}),
+                ("update", books.id, {"name": "Books"}),
+                ("delete", games.id, {}),
+            ],
+            key=str,
+        )
+        assert engine.mysql().query("SELECT COUNT(*) FROM _fluxa_async_hooks") == [(0,)]
+        # a replay from the start (new group, earliest offsets) applies nothing again
+        calls.clear()
+        again = consume_from_start(engine)
+        assert again.applied == 0 and again.skipped == 2
+        assert engine.mysql().query("SELECT id, name FROM CategoryEntity ORDER BY id") == rows
+        assert calls == []
+        # the cache serves what MySQL holds
+        found = CategoryEntityProvider.get_by_id(engine.new_context(), books.id)
+        assert found is not None and found.name == "Novels"
+    finally:
+        CategoryEntityProvider._after_insert = None
+        CategoryEntityProvider._after_update = None
+        CategoryEntityProvider._after_delete = None
+
+
+def consume_from_start(engine: Engine) -> Stats:
+    """The same records read again from the start (the group's offsets deleted: a replay
+    as after losing every Kafka offset commit)."""
+    found = engine.registry.async_flush
+    assert found is not None
+    admin = AdminClient({"bootstrap.servers": KAFKA_BROKER})
+    for future in admin.delete_consumer_groups([found[1].consumer_group]).values():
+        future.result(10)
+    return consume(engine)
+
+
+def test_a_record_that_fails_for_good_is_dead_lettered_and_the_rest_continue(
+    engine: Engine,
+) -> None:
+    ctx = engine.new_context()
+    first = CategoryEntityProvider.new_with_id(ctx, 10)
+    first.name = "First"
+    ctx.flush_async(update_cache=False)
+    clash = CategoryEntityProvider.new_with_id(engine.new_context(), 10)  # the same id
+    clash.name = "Clash"
+    clash._ctx.flush_async(update_cache=False)
+    after = CategoryEntityProvider.new_with_id(ctx, 11)
+    after.name = "After"
+    ctx.flush_async(update_cache=False)
+    stats = consume(engine)
+    assert stats.failed == 1 and stats.applied == 2
+    rows = engine.mysql().query("SELECT id, name FROM CategoryEntity ORDER BY id")
+    assert rows == [(10, "First"), (11, "After")]

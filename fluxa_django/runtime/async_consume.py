@@ -41,7 +41,7 @@ import msgpack
 import MySQLdb
 
 from fluxa_django.backends.mysql import DriverError, database_error
-from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC, ASYNC_SQL_GROUP
+from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC
 from fluxa_django.errors import FluxaError, HookError, IntegrityError, OperationalError
 from fluxa_django.runtime import codec
 from fluxa_django.runtime import mysql as sql_runner
@@ -83,6 +83,7 @@ class Stats:
     skipped: int = 0  # already applied (replays)
     foreign: int = 0  # another namespace's records
     failed: int = 0  # sent to the dead-letter topic
+    undecodable: int = 0  # of those: not a record of this version (any application's)
     retries: int = 0  # transient errors retried
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -121,6 +122,8 @@ class AsyncConsumer:
         self._stop = threading.Event()
         self._applied: dict[tuple[str, str, int], int] = {}  # (pool, topic, partition) -> next
         self._consumer: KafkaGroupConsumer | None = None
+        self._joined = False
+        self._idle_since = 0.0
         for code in engine.mysql_pools:
             engine.mysql(code).exec(CREATE_APPLIED)
             engine.mysql(code).exec(CREATE_HOOKS)
@@ -135,20 +138,26 @@ class AsyncConsumer:
     def run(self, idle_timeout: float | None = None, max_records: int | None = None) -> Stats:
         """Consume until ``stop()``, until no record came for ``idle_timeout`` seconds, or
         until ``max_records`` records were handled."""
+        found = self.engine.registry.async_flush
+        assert found is not None  # kafka_pool_code() checked it
         consumer = self.kafka.consumer_group(
-            ASYNC_SQL_GROUP, on_assign=self._assigned, on_revoke=self._revoked, config=self.config
+            found[1].consumer_group,
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            config=self.config,
         )
         self._consumer = consumer
-        idle_since = time.monotonic()
+        self._idle_since = time.monotonic()
         handled = 0
         try:
             while not self._stop.is_set():
                 messages = consumer.poll(timeout=0.5, max_records=self.batch)
                 if not messages:
-                    if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                    idle = time.monotonic() - self._idle_since
+                    if idle_timeout is not None and self._joined and idle > idle_timeout:
                         break
                     continue
-                idle_since = time.monotonic()
+                self._idle_since = time.monotonic()
                 self._handle(messages)
                 handled += len(messages)
                 try:
@@ -167,6 +176,8 @@ class AsyncConsumer:
         return self.stats
 
     def _assigned(self, partitions: list[tuple[str, int]]) -> None:
+        self._joined = True  # the idle timeout counts from the group's first assignment
+        self._idle_since = time.monotonic()
         for topic, partition in partitions:
             self._run_pending_hooks(topic, partition)
 
@@ -183,6 +194,7 @@ class AsyncConsumer:
             try:
                 record = AsyncRecord.decode(message.value or b"")
             except ValueError as exc:
+                self.stats.undecodable += 1
                 self._dead_letter(message, f"undecodable record: {exc}", None)
                 continue
             if record.namespace not in self.namespaces:
@@ -363,19 +375,22 @@ class AsyncConsumer:
                     )
 
     def _hook_rows(self, record: AsyncRecord) -> list[tuple[str, str, int, bytes | None]]:
+        """The hook calls of a record, each with the row(s) it is made from: the hooks see
+        the entity as that flush wrote it (as after a synchronous flush), even when a
+        later record of the same batch changed or deleted the row."""
         provider = self._provider(record)
         if provider is None:
             return []
         out: list[tuple[str, str, int, bytes | None]] = []
         if provider._after_insert is not None:
-            out += [(record.entity, "i", row[0], None) for row in record.inserted]
+            out += [(record.entity, "i", row[0], _pack([row])) for row in record.inserted]
         for row, orig, columns, soft in record.updated:
             if soft and provider._after_delete is not None:
-                out.append((record.entity, "d", row[0], None))
+                out.append((record.entity, "d", row[0], _pack([row])))
             elif not soft and provider._after_update is not None:
-                out.append((record.entity, "u", row[0], _pack([orig, columns])))
+                out.append((record.entity, "u", row[0], _pack([row, orig, columns])))
         if provider._after_delete is not None:
-            out += [(record.entity, "x", row[0], _pack(row)) for row, _ in record.deleted]
+            out += [(record.entity, "d", row[0], _pack([row])) for row, _ in record.deleted]
         return out
 
     def _run_pending_hooks(self, topic: str, partition: int, pool: str | None = None) -> None:
@@ -402,22 +417,17 @@ class AsyncConsumer:
             return
         ctx = self.engine.new_context()
         try:
-            if kind == "x":  # hard delete: the row is gone, rebuild the entity from the record
-                row = _unpack(data)
-                found = provider._load(ctx, tuple(row)) if row else None
-            else:
-                found = provider.get_by_id(ctx, entity_id)
-            if found is None:
-                return
+            rows = _unpack(data)
+            found = provider._load(ctx, tuple(rows[0]))
             if kind == "i" and provider._after_insert is not None:
                 provider._after_insert(ctx, found)
             elif kind == "u" and provider._after_update is not None:
-                orig, columns = _unpack(data)
-                provider._after_update(ctx, found, _changes(ctx, provider, orig, columns))
-            elif kind in ("d", "x") and provider._after_delete is not None:
+                changes = _changes(ctx, provider, rows[1], rows[2])
+                provider._after_update(ctx, found, changes)
+            elif kind == "d" and provider._after_delete is not None:
                 provider._after_delete(ctx, found)
         except Exception as exc:
-            raise HookError(f"{entity} after-hook ({kind}) failed: {exc!r}") from exc
+            raise HookError(f"{entity} {entity_id} after-hook ({kind}) failed: {exc!r}") from exc
 
     # -- failures ----------------------------------------------------------------------
 
@@ -440,7 +450,8 @@ class AsyncConsumer:
         self._applied[(pool, topic, partition)] = item.message.offset + 1
 
     def _dead_letter(self, message: KafkaRecord, error: str, record: AsyncRecord | None) -> None:
-        self.stats.failed += 1
+        if record is not None:
+            self.stats.failed += 1
         log.error(
             "fluxa: async consumer: record %s[%d]@%d (%s) sent to %s: %s",
             message.topic,

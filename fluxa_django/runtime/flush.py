@@ -389,6 +389,8 @@ def insert_statements(
     provider: ProviderBase[Any], rows: list[list[Any]]
 ) -> Iterator[tuple[str, list[Any]]]:
     """The multi-row INSERTs of a table in the bound (``%s``) form."""
+    if not rows:
+        return
     for start, end in _statements(rows, None):
         args: list[Any] = []
         for row in rows[start:end]:
