@@ -105,7 +105,13 @@ class Session:
     def doctest_block(self, request: dict[str, Any]) -> dict[str, Any]:
         examples = [
             doctest.Example(
-                e["source"], e["want"], e["exc_msg"], e["lineno"], e["indent"], e["options"]
+                e["source"],
+                e["want"],
+                e["exc_msg"],
+                e["lineno"],
+                e["indent"],
+                # JSON made the option flags (ints) strings: ``# doctest: +ELLIPSIS`` lines
+                {int(flag): on for flag, on in e["options"].items()},
             )
             for e in request["examples"]
         ]
