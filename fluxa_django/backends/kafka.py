@@ -46,12 +46,11 @@ from fluxa_django._fork import reset_in_child
 from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import KafkaConsumerGroup, KafkaPoolOptions
 from fluxa_django.errors import ConfigError, PoolError
-from fluxa_django.runtime.observe import OBSERVERS, notify
+from fluxa_django.observe import OBSERVERS, QueryLog, notify
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from fluxa_django.runtime.context import Context
 
 _LOG = logging.getLogger("fluxa_django.kafka")
 GRACE = (
@@ -475,7 +474,7 @@ class KafkaPool:
         *,
         partition: int | None = None,
         timeout: float | None = None,
-        ctx: Context | None = None,
+        ctx: QueryLog | None = None,
     ) -> KafkaRecord:
         """Produce one record and wait for the broker's acknowledgement (``required_acks``).
 
@@ -560,7 +559,7 @@ class KafkaPool:
         *,
         partition: int | None = None,
         on_delivery: Callable[[KafkaRecord | None, PoolError | None], None] | None = None,
-        ctx: Context | None = None,
+        ctx: QueryLog | None = None,
     ) -> None:
         """Queue one record and return at once (``flush`` waits for the queue).
 
@@ -617,7 +616,7 @@ class KafkaPool:
         self,
         name: str,
         *,
-        ctx: Context | None = None,
+        ctx: QueryLog | None = None,
         on_assign: Callable[[list[TopicPartitionKey]], None] | None = None,
         on_revoke: Callable[[list[TopicPartitionKey]], None] | None = None,
         config: Mapping[str, Any] | None = None,
@@ -646,7 +645,7 @@ class KafkaPool:
 
     def _observe(
         self,
-        ctx: Context | None,
+        ctx: QueryLog | None,
         operation: str,
         shown: str,
         started: float,
@@ -715,7 +714,7 @@ class KafkaGroupConsumer:
         self,
         pool: KafkaPool,
         group: KafkaConsumerGroup,
-        ctx: Context | None,
+        ctx: QueryLog | None,
         on_assign: Callable[[list[TopicPartitionKey]], None] | None,
         on_revoke: Callable[[list[TopicPartitionKey]], None] | None,
         config: Mapping[str, Any],

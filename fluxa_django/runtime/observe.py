@@ -1,16 +1,8 @@
-"""Process-wide round-trip observers (tests pin query counts with them).
-
-``OBSERVERS`` is empty in production, so the hot paths pay one truthiness check.
-"""
+"""The round-trip observers, for the runtime's modules (defined in ``fluxa_django.observe``,
+below the backends, which report through them too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from fluxa_django.observe import OBSERVERS, Observer, notify
 
-Observer = Callable[[str, str], None]  # (source "mysql"/"redis", operation)
-OBSERVERS: list[Observer] = []
-
-
-def notify(source: str, operation: str) -> None:
-    for observer in OBSERVERS:
-        observer(source, operation)
+__all__ = ["OBSERVERS", "Observer", "notify"]
