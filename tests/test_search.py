@@ -933,6 +933,37 @@ def test_an_update_of_a_soft_deleted_row_writes_no_document(fluxa_ctx: Context) 
     assert P.count_in_redis(ctx, query()) == 0
 
 
+@pytest.mark.parametrize("first", ["updates another column", "soft-deletes", "force-deletes"])
+def test_an_update_from_a_stale_copy_writes_the_row_as_committed(
+    fluxa_ctx: Context, first: str
+) -> None:
+    """Two contexts load the same row; the first flushes a change, then the second
+    flushes a change of another column (its copy is stale): the document must be the
+    row MySQL holds after both, not the second context's copy."""
+    ctx = fluxa_ctx
+    book = _book(ctx, "Original", pages=1, summary="first")
+    ctx.flush()
+    one, two = ctx.engine.new_context(), ctx.engine.new_context()
+    early, late = P.must_get_by_id(one, book.id), P.must_get_by_id(two, book.id)
+    if first == "updates another column":
+        early.pages = 500
+    elif first == "soft-deletes":
+        early.delete()
+    else:
+        early.force_delete()
+    one.flush()
+    late.title = "Renamed from a stale copy"
+    late.summary = None
+    two.flush()
+    assert doc(ctx, book.id) == expected_doc(ctx, book.id)
+    if first == "updates another column":
+        assert doc(ctx, book.id)["pages"] == "500"
+        assert P.search_ids_in_redis(ctx, query(S.pages.eq(500))) == [book.id]
+    else:
+        assert doc(ctx, book.id) == {}
+        assert P.count_in_redis(ctx, query()) == 0
+
+
 def test_a_row_soft_deleted_behind_the_index_is_not_returned(fluxa_ctx: Context) -> None:
     """A document can lag (a row soft-deleted by SQL outside fluxa): the results are
     hydrated rows, and a soft-deleted one is left out."""

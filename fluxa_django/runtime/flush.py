@@ -115,7 +115,10 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
 
 
 # Per searchable table: its index and the documents to write ((id, fields | None: delete)).
-SearchWork = list[tuple[SearchIndex, list[tuple[int, list[str] | None]]]]
+# Documents of updated rows come apart (from the entities' rows; a flush reads them back
+# inside its transaction, see _claim), with the position of the soft-delete flag.
+Docs = list[tuple[int, list[str] | None]]
+SearchWork = list[tuple[SearchIndex, Docs, Docs, int | None]]
 # The same after the counters were taken: (id, counter value, fields | None).
 Claimed = list[tuple[SearchIndex, list[tuple[int, str, list[str] | None]]]]
 
@@ -123,7 +126,8 @@ Claimed = list[tuple[SearchIndex, list[tuple[int, str, list[str] | None]]]]
 def _search_work(ctx: Context, tables: dict[str, TablePlan]) -> SearchWork:
     """The Redis Search documents the writes of one MySQL pool change (runtime/search.py):
     a live inserted row gets its document, an update touching a searchable column or the
-    soft-delete flag rewrites or removes it, a deleted row loses it."""
+    soft-delete flag rewrites or removes it (as read back by ``_claim``), a deleted row
+    loses it."""
     work: SearchWork = []
     for table in tables.values():
         provider = table.provider
@@ -136,27 +140,66 @@ def _search_work(ctx: Context, tables: dict[str, TablePlan]) -> SearchWork:
             provider.fake_delete_index,
             provider.search_positions,
         )
-        docs: list[tuple[int, list[str] | None]] = []
+        docs: Docs = []
+        updated: Docs = []
         for _, row in table.inserts:
             if fd is None or not row[fd]:  # a row inserted soft-deleted is never indexed
                 docs.append((row[0], document(spec, row)))
         for _, row, changed, soft in table.updates:
-            deleted = fd is not None and (soft or fd in changed)
-            if deleted or not positions.isdisjoint(changed):
-                # a soft-deleted row (just now or before this update) has no document
-                hidden = fd is not None and bool(row[fd])
-                docs.append((row[0], None if hidden else document(spec, row)))
+            if (fd is not None and (soft or fd in changed)) or not positions.isdisjoint(changed):
+                hidden = fd is not None and bool(row[fd])  # soft-deleted: no document
+                updated.append((row[0], None if hidden else document(spec, row)))
         for entity in table.deletes:
             docs.append((entity._row[0], None))
-        if docs:
-            work.append((index, docs))
+        if docs or updated:
+            work.append((index, docs, updated, fd))
     return work
 
 
-def _claim(work: SearchWork | None) -> Claimed:
-    """Inside the transaction, after the statements: the rows' write counters."""
+READ_BACK_CHUNK = 1000
+
+
+def _read_back(
+    ctx: Context, conn: Any, pool: str, index: SearchIndex, ids: list[int], fd: int | None
+) -> Docs:
+    """The documents of updated rows as this transaction leaves them (they are locked
+    by its UPDATEs). An UPDATE writes the changed columns only: the entity's copy of the
+    others may be stale, or the row soft-deleted (no document) or deleted (no row) by
+    another flush since the entity was loaded."""
+    rows: dict[int, Sequence[Any]] = {}
+    cur = conn.cursor()
+    try:
+        for start in range(0, len(ids), READ_BACK_CHUNK):
+            chunk = ids[start : start + READ_BACK_CHUNK]
+            marks = ",".join(["%s"] * len(chunk))
+            sql = f"SELECT {index.columns_sql} FROM `{index.table}` WHERE `id` IN ({marks})"
+            try:
+                sql_runner.execute(ctx, cur, pool, sql, chunk, "select")
+                found = cur.fetchall()
+            except DriverError as exc:
+                raise database_error(exc, pool, index.entity, index.table) from exc
+            rows.update((int(row[0]), row) for row in found)
+    finally:
+        cur.close()
+    docs: Docs = []
+    for id_ in ids:
+        row = rows.get(id_)
+        live = row is not None and (fd is None or not row[fd])
+        docs.append((id_, document(index.spec, row) if live and row is not None else None))
+    return docs
+
+
+def _claim(work: SearchWork | None, transaction: tuple[Context, Any, str] | None = None) -> Claimed:
+    """Inside the ``transaction`` (context, connection, pool), after the statements: the
+    documents of the updated rows as read back (``_read_back``), then the rows' write
+    counters. Without a transaction (flush_async) the entities' rows are used."""
     claimed: Claimed = []
-    for index, docs in work or ():
+    for index, written, updated, fd in work or ():
+        docs = written + updated
+        if updated and transaction is not None:
+            ctx, conn, pool = transaction
+            ids = [id_ for id_, _ in updated]
+            docs = written + _read_back(ctx, conn, pool, index, ids, fd)
         seen = index.claim(id_ for id_, _ in docs)
         claimed.append((index, [(id_, seen[id_], fields) for id_, fields in docs]))
     return claimed
@@ -211,11 +254,11 @@ def flush(ctx: Context) -> None:
                 # this flush's statements only, whatever the caller does next.
                 with outer.active().savepoint(pool.django_alias):
                     _write(ctx, raw, pool_code, tables)
-                    claimed = _claim(search_work[pool_code])
+                    claimed = _claim(search_work[pool_code], (ctx, raw, pool_code))
             else:
                 with pool.begin() as tx:
                     _write(ctx, tx.raw, pool_code, tables)
-                    claimed = _claim(search_work[pool_code])
+                    claimed = _claim(search_work[pool_code], (ctx, tx.raw, pool_code))
             unwritten.discard(pool_code)
             effects = _finish(ctx, tables)
             if unwritten:  # a later pool may fail: these entities are done with

@@ -139,10 +139,9 @@ def _encode(encoding: str, value: Any) -> str:
         return search.date_text(value)
     if encoding == "datetime":
         return search.datetime_text(value)
-    if encoding == "tags":
-        if isinstance(value, set | frozenset):
-            value = ",".join(sorted(value))
-        return search.tags_text(value)
+    if encoding == "tags":  # a SET: "a,b" from the entity, a set from some drivers
+        members = value if isinstance(value, set | frozenset) else str(value).split(",")
+        return search.tags_text(",".join(sorted(m for m in members if m)))
     if encoding == "tag":
         return search.tag_text(str(value))
     return search.text_value(str(value))  # text
