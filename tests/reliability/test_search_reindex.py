@@ -10,7 +10,9 @@
 - a document that fails to index stops the switch, names the key, and the next run
   builds a fresh index;
 - a flush whose MySQL connection is killed (before or after it took the counters)
-  changes no document.
+  changes no document;
+- a flush is refused while the search pool is down; documents lost when it fails
+  after the commit are logged, and fluxa_reindex repairs them.
 """
 
 from __future__ import annotations
