@@ -1,30 +1,41 @@
 """The consumer of ``_fluxa_async_sql`` (``manage.py fluxa_consume_async``).
 
-Exactly-once effect on MySQL without broker transactions: every batch of records is
-applied in **one MySQL transaction that also records what it applied** — the next
-offset of each (topic, partition) in ``_fluxa_async_applied`` of that MySQL pool.
-A record whose offset is below the recorded one was applied already and is
-skipped, so a consumer killed at any point (before the commit: nothing happened;
-after it: the offsets say so) and replayed from the broker's older committed
-offsets neither loses nor repeats a write. Kafka offsets are committed after the
-MySQL commit, only to spare replays.
+Exactly-once effect on MySQL without broker transactions: the records of one poll
+are applied per (partition, MySQL pool) in **one MySQL transaction that also records
+what it applied**: the partition's next offset, in ``_fluxa_async_applied`` of that
+pool's database, keyed by the records' namespace and pool. The transaction first
+locks that row (``SELECT ... FOR UPDATE``) and skips the records below it, so:
+
+- a consumer killed at any point and replayed from the broker's older committed
+  offsets neither loses nor repeats a write (before the commit nothing happened;
+  after it the offset says so);
+- two consumers that hold one partition at the same time (a rebalance that moved it
+  while the old owner was still applying, a consumer that lost its session) queue on
+  that row lock, and the second skips what the first applied.
+
+Kafka offsets are committed after the MySQL commit, only to spare replays.
 
 After the commit, as after a synchronous flush: the cache keys of the changed rows
 are released (marked before the SQL, so no reader fills an old row meanwhile),
-search documents are made equal to MySQL, and the after-hooks run. Hook calls are
-written to ``_fluxa_async_hooks`` in the same transaction and deleted once run;
-the consumer that is given a partition (at start, or when a killed consumer's
-partitions move to it) first runs that partition's pending calls. So every hook
-runs once (a kill in the moment between a hook's return and its delete repeats
-that one call).
+search documents are made equal to MySQL, and the after-hooks run.
+
+After-hooks: their calls are written to ``_fluxa_async_hooks`` in the batch's
+transaction. They then run in transactions of their own that lock the calls (``FOR
+UPDATE``), call the hooks, write the changes the hooks made through the context
+they are given (and the calls of *their* hooks), and delete the calls, all in one
+commit. So a hook's changes through its context happen once, and a consumer killed
+before that commit runs those hooks again: a hook's other side effects (a mail, an
+HTTP call) happen at least once. The consumer given a partition (at start, or when a
+killed consumer's partitions move to it) first runs that partition's pending calls.
 
 Per-table order: records are keyed ``<pool>:<table>``, so one table's records are
-on one partition, in flush order. Transient MySQL errors (lost connection, lock
-wait timeout, deadlock) are retried with backoff, nothing committed; a record that
-fails for good (a constraint its data breaks, a table that is gone) is sent to
-``_fluxa_async_sql_failed`` with the error and the rest continue. Records of
-another namespace (another application or database sharing the broker) are
-skipped.
+on one partition, in flush order. Transient errors (MySQL or Redis unreachable, lock
+wait timeout, deadlock, and any error not known to be the record's fault) are
+retried with backoff, nothing committed; a record that fails for good (a constraint
+its data breaks, a column or table that is gone, a value out of range) is sent to
+``_fluxa_async_sql_failed`` with the error, recorded as handled, and the rest
+continue. Records of another namespace (another application or database sharing the
+broker) are skipped without being decoded.
 """
 
 from __future__ import annotations
@@ -33,23 +44,40 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 import MySQLdb
 
-from fluxa_django.backends.mysql import DriverError, database_error
+from fluxa_django.backends.mysql import DriverError, database_error, row_literals
 from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC
-from fluxa_django.errors import FluxaError, HookError, IntegrityError, OperationalError
+from fluxa_django.errors import (
+    ConfigError,
+    FluxaError,
+    HookError,
+    IntegrityError,
+    OperationalError,
+    PoolError,
+)
 from fluxa_django.runtime import codec
 from fluxa_django.runtime import mysql as sql_runner
-from fluxa_django.runtime.async_flush import AsyncRecord, kafka_pool_code, namespace_of
+from fluxa_django.runtime.async_flush import (
+    AsyncRecord,
+    _settle,
+    kafka_pool_code,
+    namespace_of,
+    record_namespace,
+    records_of,
+)
+from fluxa_django.runtime.flush import TablePlan, _statements
 from fluxa_django.runtime.flushkeys import FlushKeys, collect_keys
 
 if TYPE_CHECKING:
     from fluxa_django.backends.kafka import KafkaGroupConsumer, KafkaRecord
+    from fluxa_django.backends.mysql import MySQLPool
     from fluxa_django.engine import Engine
     from fluxa_django.runtime.context import Context
     from fluxa_django.runtime.provider import ProviderBase
@@ -59,19 +87,30 @@ log = logging.getLogger("fluxa_django.async")
 APPLIED = "_fluxa_async_applied"
 HOOKS = "_fluxa_async_hooks"
 CREATE_APPLIED = (
-    f"CREATE TABLE IF NOT EXISTS `{APPLIED}` (`topic` varchar(190) NOT NULL, "
+    f"CREATE TABLE IF NOT EXISTS `{APPLIED}` (`namespace` varchar(64) NOT NULL, "
+    "`pool` varchar(64) NOT NULL, `topic` varchar(190) NOT NULL, "
     "`partition_id` int NOT NULL, `next_offset` bigint NOT NULL, "
-    "PRIMARY KEY (`topic`, `partition_id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    "PRIMARY KEY (`namespace`, `pool`, `topic`, `partition_id`)) "
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 )
 CREATE_HOOKS = (
     f"CREATE TABLE IF NOT EXISTS `{HOOKS}` (`id` bigint unsigned NOT NULL AUTO_INCREMENT, "
+    "`namespace` varchar(64) NOT NULL, `pool` varchar(64) NOT NULL, "
     "`topic` varchar(190) NOT NULL, `partition_id` int NOT NULL, "
     "`entity` varchar(190) NOT NULL, `kind` char(1) NOT NULL, "
     "`entity_id` bigint unsigned NOT NULL, `data` mediumblob NULL, PRIMARY KEY (`id`), "
-    "INDEX `Partition` (`topic`, `partition_id`, `id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    "INDEX `Partition` (`namespace`, `pool`, `topic`, `partition_id`, `id`)) "
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 )
-TRANSIENT = {1205, 1213, 2002, 2003, 2006, 2013, 2055, 1040, 1053}  # retried, not dead-lettered
+# MySQL errors that say nothing about the record: retried, never dead-lettered. (Any
+# error not known to be permanent is retried too; these are only logged more briefly.)
+TRANSIENT = {1020, 1040, 1053, 1205, 1213, 1317, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
+# OperationalError codes that are the record's fault (mysqlclient reports them as
+# OperationalError): unknown column, column count, wrong values, no default.
+PERMANENT_CODES = {1054, 1136, 1292, 1364, 1366, 1406, 1264, 1265, 1048, 1146, 1064}
 BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+HOOK_BATCH = 500  # hook calls run (and deleted) per transaction
+LAG_INTERVAL = 1.0  # seconds between two lag requests to the broker (progress output)
 
 
 @dataclass
@@ -85,7 +124,27 @@ class Stats:
     failed: int = 0  # sent to the dead-letter topic
     undecodable: int = 0  # of those: not a record of this version (any application's)
     retries: int = 0  # transient errors retried
+    hooks: int = 0  # after-hook calls run
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
+    partitions: list[tuple[str, int]] = field(default_factory=list)  # assigned now
+    started: float | None = None  # time.monotonic() when the first record came
+    finished: float | None = None  # time.monotonic() when the last batch was applied
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows applied per second between the first record and the last batch."""
+        if self.started is None or self.finished is None or self.finished <= self.started:
+            return 0.0
+        return self.rows / (self.finished - self.started)
+
+
+@dataclass
+class _HookChanges:
+    """What the hooks of one hook transaction changed on its pool."""
+
+    records: list[AsyncRecord]
+    tables: list[TablePlan]
+    marked: list[FlushKeys]
 
 
 @dataclass
@@ -99,7 +158,8 @@ class AsyncConsumer:
 
     ``providers`` maps entity names to their generated provider singletons (the
     command imports the generated package); ``config`` adds librdkafka settings
-    to the consumer group (``session.timeout.ms`` ...).
+    to the consumer group (``session.timeout.ms`` ...). ``batch`` is the most records
+    one poll (and so one transaction per partition and pool) takes.
     """
 
     def __init__(
@@ -117,16 +177,19 @@ class AsyncConsumer:
         self.config = dict(config or {})
         self.progress = progress
         self.kafka = engine.kafka(kafka_pool_code(engine.new_context()))
-        self.namespaces = {namespace_of(engine, code): code for code in engine.mysql_pools}
+        # pool -> the namespace of its records; namespace -> pools
+        self.pool_namespace = {code: namespace_of(engine, code) for code in engine.mysql_pools}
+        self.namespaces = set(self.pool_namespace.values())
         self.stats = Stats()
         self._stop = threading.Event()
-        self._applied: dict[tuple[str, str, int], int] = {}  # (pool, topic, partition) -> next
         self._consumer: KafkaGroupConsumer | None = None
         self._joined = False
         self._idle_since = 0.0
+        self._lag_at = 0.0
+        self._due: set[tuple[str, int]] = set()  # assigned partitions whose hooks may wait
+        self._ensured: set[tuple[str, str, int]] = set()  # (pool, topic, partition) rows made
         for code in engine.mysql_pools:
-            engine.mysql(code).exec(CREATE_APPLIED)
-            engine.mysql(code).exec(CREATE_HOOKS)
+            _create_tables(engine.mysql(code))
 
     def stop(self) -> None:
         """Finish the batch being applied, then return from ``run`` (signal-safe)."""
@@ -136,8 +199,9 @@ class AsyncConsumer:
             consumer.stop()
 
     def run(self, idle_timeout: float | None = None, max_records: int | None = None) -> Stats:
-        """Consume until ``stop()``, until no record came for ``idle_timeout`` seconds, or
-        until ``max_records`` records were handled."""
+        """Consume until ``stop()``, until no record came for ``idle_timeout`` seconds
+        (counted from the group's first assignment), or until ``max_records`` records
+        were handled."""
         found = self.engine.registry.async_flush
         assert found is not None  # kafka_pool_code() checked it
         consumer = self.kafka.consumer_group(
@@ -151,23 +215,27 @@ class AsyncConsumer:
         handled = 0
         try:
             while not self._stop.is_set():
+                if self._due:
+                    self._recover_hooks()
                 messages = consumer.poll(timeout=0.5, max_records=self.batch)
                 if not messages:
                     idle = time.monotonic() - self._idle_since
                     if idle_timeout is not None and self._joined and idle > idle_timeout:
                         break
                     continue
-                self._idle_since = time.monotonic()
+                now = time.monotonic()
+                self._idle_since = now
+                if self.stats.started is None:
+                    self.stats.started = now
                 self._handle(messages)
+                self.stats.finished = time.monotonic()
                 handled += len(messages)
                 try:
                     consumer.commit()
                 except FluxaError as exc:  # MySQL holds the truth: a replay skips them
                     log.warning("fluxa: async consumer: committing offsets failed: %s", exc)
                 if self.progress is not None:
-                    with contextlib.suppress(FluxaError):
-                        self.stats.lag = dict(consumer.lag())
-                    self.progress(self.stats)
+                    self._report(consumer)
                 if max_records is not None and handled >= max_records:
                     break
         finally:
@@ -175,149 +243,230 @@ class AsyncConsumer:
             consumer.close()
         return self.stats
 
+    def _report(self, consumer: KafkaGroupConsumer) -> None:
+        assert self.progress is not None
+        now = time.monotonic()
+        if now - self._lag_at >= LAG_INTERVAL:  # two broker requests per partition
+            self._lag_at = now
+            with contextlib.suppress(FluxaError):
+                self.stats.lag = dict(consumer.lag())
+        self.progress(self.stats)
+
     def _assigned(self, partitions: list[tuple[str, int]]) -> None:
         self._joined = True  # the idle timeout counts from the group's first assignment
         self._idle_since = time.monotonic()
-        for topic, partition in partitions:
-            self._run_pending_hooks(topic, partition)
+        self._due.update(partitions)  # their pending hook calls run before the next poll
+        self.stats.partitions = sorted({*self.stats.partitions, *partitions})
+        if self.progress is not None:
+            self.progress(self.stats)
 
     def _revoked(self, partitions: list[tuple[str, int]]) -> None:
-        for pool in self.engine.mysql_pools:
-            for topic, partition in partitions:
-                self._applied.pop((pool, topic, partition), None)
+        self._due.difference_update(partitions)
+        gone = set(partitions)
+        self.stats.partitions = [p for p in self.stats.partitions if p not in gone]
 
     # -- one poll --------------------------------------------------------------------
 
     def _handle(self, messages: Sequence[KafkaRecord]) -> None:
-        runs: dict[tuple[str, int], list[_Item]] = {}
+        runs: dict[tuple[str, int, str], list[_Item]] = {}
         for message in messages:
-            try:
-                record = AsyncRecord.decode(message.value or b"")
-            except ValueError as exc:
-                self.stats.undecodable += 1
-                self._dead_letter(message, f"undecodable record: {exc}", None)
-                continue
-            if record.namespace not in self.namespaces:
+            value = message.value or b""
+            namespace = record_namespace(value)
+            if namespace is not None and namespace not in self.namespaces:
                 self.stats.foreign += 1
                 continue
-            runs.setdefault((message.topic, message.partition), []).append(_Item(message, record))
-        for items in runs.values():
-            # consecutive records of one MySQL pool share a transaction
-            group: list[_Item] = []
-            for item in items:
-                if group and group[-1].record.pool != item.record.pool:
-                    self._apply(group)
-                    group = []
-                group.append(item)
-            if group:
-                self._apply(group)
+            try:
+                record = AsyncRecord.decode(value)
+            except ValueError as exc:
+                self.stats.undecodable += 1
+                self._retrying(partial(self._dead_letter, message, str(exc), None))
+                continue
+            if self.pool_namespace.get(record.pool) != record.namespace:
+                self.stats.foreign += 1  # a pool this engine does not have
+                continue
+            key = (message.topic, message.partition, record.pool)
+            runs.setdefault(key, []).append(_Item(message, record))
+        for (topic, partition, pool), items in runs.items():
+            # one partition's records of one pool: one transaction (the other pools'
+            # records of the partition have offsets of their own, in their databases)
+            self._apply(pool, topic, partition, items)
 
-    def _next_offset(self, pool: str, topic: str, partition: int) -> int:
-        key = (pool, topic, partition)
-        found = self._applied.get(key)
-        if found is None:
-            row = self.engine.mysql(pool).query_row(
-                f"SELECT `next_offset` FROM `{APPLIED}` WHERE `topic` = ? AND `partition_id` = ?",
-                topic,
-                partition,
-            )
-            found = self._applied[key] = int(row[0]) if row else 0
-        return found
-
-    def _apply(self, items: list[_Item]) -> None:
-        pool = items[0].record.pool
-        topic, partition = items[0].message.topic, items[0].message.partition
-        done = self._next_offset(pool, topic, partition)
-        todo = [i for i in items if i.message.offset >= done]
-        self.stats.skipped += len(items) - len(todo)
-        if not todo:
-            return
+    def _retrying(self, work: Callable[[], None]) -> None:
+        """``work()`` until it does not fail with a transient error (backoff between)."""
         attempt = 0
         while True:
             try:
-                self._apply_batch(pool, topic, partition, todo)
+                work()
                 return
-            except _Transient as exc:
+            except (_Transient, PoolError, OperationalError) as exc:
+                error = exc.error if isinstance(exc, _Transient) else exc
                 if self._stop.is_set() and attempt >= 2:
-                    raise exc.error from None
+                    raise error from None
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
                 self.stats.retries += 1
                 log.warning(
                     "fluxa: async consumer: %s; retrying in %.1f s (attempt %d)",
-                    exc.error,
+                    error,
                     delay,
                     attempt,
                 )
                 time.sleep(delay)
-                self._applied.pop((pool, topic, partition), None)
-                done = self._next_offset(pool, topic, partition)
-                todo = [i for i in todo if i.message.offset >= done]
-                if not todo:
-                    return
-            except _Permanent:
-                if len(todo) == 1:
-                    self._fail_one(pool, topic, partition, todo[0])
-                    return
-                for item in todo:  # find the record at fault: one transaction each
-                    self._apply([item])
+
+    def _apply(self, pool: str, topic: str, partition: int, items: list[_Item]) -> None:
+        try:
+            self._retrying(lambda: self._apply_batch(pool, topic, partition, items))
+        except _Permanent as exc:
+            if len(items) == 1:
+                failure = exc
+                self._retrying(lambda: self._fail_one(pool, topic, partition, items[0], failure))
                 return
+            for item in items:  # find the record at fault: one transaction each
+                self._apply(pool, topic, partition, [item])
+
+    def _ensure_row(self, pool: str, topic: str, partition: int) -> None:
+        """The partition's row in ``_fluxa_async_applied`` exists (so that the batch
+        transactions can lock it)."""
+        key = (pool, topic, partition)
+        if key in self._ensured:
+            return
+        self.engine.mysql(pool).exec(
+            f"INSERT IGNORE INTO `{APPLIED}` (`namespace`,`pool`,`topic`,`partition_id`,"
+            "`next_offset`) VALUES (?,?,?,?,0)",
+            self.pool_namespace[pool],
+            pool,
+            topic,
+            partition,
+        )
+        self._ensured.add(key)
+
+    def _lock_next(self, cur: Any, pool: str, topic: str, partition: int) -> int:
+        cur.execute(
+            f"SELECT `next_offset` FROM `{APPLIED}` WHERE `namespace`=%s AND `pool`=%s "
+            "AND `topic`=%s AND `partition_id`=%s FOR UPDATE",
+            (self.pool_namespace[pool], pool, topic, partition),
+        )
+        row = cur.fetchone()
+        if row is None:  # deleted meanwhile (by hand): made again by the next attempt
+            self._ensured.discard((pool, topic, partition))
+            raise _Transient(
+                OperationalError(f"the row of {topic}[{partition}] in {APPLIED} is gone", pool=pool)
+            )
+        return int(row[0])
+
+    def _set_next(self, cur: Any, pool: str, topic: str, partition: int, offset: int) -> None:
+        cur.execute(
+            f"UPDATE `{APPLIED}` SET `next_offset`=%s WHERE `namespace`=%s AND `pool`=%s "
+            "AND `topic`=%s AND `partition_id`=%s",
+            (offset, self.pool_namespace[pool], pool, topic, partition),
+        )
 
     def _apply_batch(self, pool: str, topic: str, partition: int, items: list[_Item]) -> None:
+        """One transaction: lock the partition's offset, run the statements of the records
+        at or past it, record their hook calls and the new offset. Raises ``_Transient``
+        or ``_Permanent``."""
+        self._ensure_row(pool, topic, partition)
         ctx = self.engine.new_context()
-        marked = self._mark(ctx, [i.record for i in items if not i.record.update_cache])
-        released = [*marked, *self._keys(ctx, [i.record for i in items if i.record.update_cache])]
-        last = items[-1].message.offset
         mysql = self.engine.mysql(pool)
-        hooks: list[tuple[str, int, str, str, int, bytes | None]] = []
+        marked: list[FlushKeys] = []
+        released: list[FlushKeys] = []
+        todo: list[_Item] = []
+        hooks = 0
         rows = 0
         committed = False
         try:
-            with mysql.begin() as tx:
-                cur = tx.raw.cursor()
+            with _transaction(mysql) as raw:
+                cur = raw.cursor()
                 try:
-                    for item in items:
-                        record = item.record
-                        for sql, args in record.statements:
-                            try:
-                                rows += sql_runner.execute(ctx, cur, pool, sql, args, "async")
-                            except DriverError as exc:
-                                raise _classify(exc, pool, record) from exc
-                        hooks += [(topic, partition, *h) for h in self._hook_rows(record)]
-                    if hooks:
-                        cur.executemany(
-                            f"INSERT INTO `{HOOKS}` (`topic`,`partition_id`,`entity`,`kind`,"
-                            "`entity_id`,`data`) VALUES (%s,%s,%s,%s,%s,%s)",
-                            hooks,
-                        )
-                    cur.execute(
-                        f"INSERT INTO `{APPLIED}` (`topic`,`partition_id`,`next_offset`) "
-                        "VALUES (%s,%s,%s) ON DUPLICATE KEY UPDATE `next_offset` = "
-                        "VALUES(`next_offset`)",
-                        (topic, partition, last + 1),
-                    )
+                    done = self._lock_next(cur, pool, topic, partition)
+                    todo = [i for i in items if i.message.offset >= done]
+                    if not todo:
+                        self.stats.skipped += len(items)
+                        return
+                    records = [i.record for i in todo]
+                    marked = self._mark(ctx, [r for r in records if not r.update_cache])
+                    released = [*marked, *self._keys(ctx, [r for r in records if r.update_cache])]
+                    rows = self._execute(ctx, raw, cur, pool, records)
+                    hooks = self._record_hooks(cur, pool, topic, partition, records)
+                    self._set_next(cur, pool, topic, partition, todo[-1].message.offset + 1)
                 except DriverError as exc:
-                    raise _classify(exc, pool, None) from exc
+                    raise database_error(exc, pool) from exc
                 finally:
                     cur.close()
             committed = True
+        except (_Transient, _Permanent):
+            raise
         except FluxaError as exc:
-            if isinstance(exc, _Transient | _Permanent):
-                raise
-            if isinstance(exc, OperationalError) and (exc.code in TRANSIENT or exc.code == 0):
-                raise _Transient(exc) from exc
-            raise _Permanent(exc) from exc
+            raise _classify(exc) from exc
         finally:
             for flush_keys in released:
                 flush_keys.release(committed)
-        self._applied[(pool, topic, partition)] = last + 1
-        self.stats.applied += len(items)
+        self.stats.skipped += len(items) - len(todo)
+        self.stats.applied += len(todo)
         self.stats.rows += rows
-        self._after_commit(ctx, [i.record for i in items])
+        self._after_commit(ctx, [i.record for i in todo])
         if hooks:
-            self._run_pending_hooks(topic, partition, pool)
+            self._retrying(lambda: self._run_hooks(pool, topic, partition))
 
-    # -- caches, search and hooks ------------------------------------------------------
+    def _execute(
+        self, ctx: Context, raw: Any, cur: Any, pool: str, records: list[AsyncRecord]
+    ) -> int:
+        """Run the records' statements in order; the inserts of consecutive records of one
+        table become one multi-row INSERT (per 1,000 rows, as ``flush`` writes them),
+        formatted in one pass. Returns the affected rows."""
+        rows = 0
+        pending: dict[str, tuple[AsyncRecord, list[list[Any]]]] = {}  # table -> its inserts
+
+        def write(table: str) -> int:
+            first, new_rows = pending.pop(table)
+            try:
+                return self._insert(ctx, raw, cur, pool, first, new_rows)
+            except DriverError as exc:
+                raise _record_error(exc, pool, first) from exc
+
+        for record in records:
+            if record.inserted:
+                found = pending.get(record.table)
+                if found is not None and found[0].insert_sql != record.insert_sql:
+                    rows += write(record.table)  # another schema: another INSERT
+                    found = None
+                if found is None:
+                    pending[record.table] = (record, list(record.inserted))
+                else:
+                    found[1].extend(record.inserted)
+            if record.statements:
+                if record.table in pending:
+                    rows += write(record.table)
+                for sql, args in record.statements:
+                    try:
+                        rows += sql_runner.execute(ctx, cur, pool, sql, args, "async")
+                    except DriverError as exc:
+                        raise _record_error(exc, pool, record) from exc
+        for table in list(pending):
+            rows += write(table)
+        return rows
+
+    @staticmethod
+    def _insert(
+        ctx: Context, raw: Any, cur: Any, pool: str, record: AsyncRecord, rows: list[list[Any]]
+    ) -> int:
+        literals = row_literals(raw, rows)
+        affected = 0
+        for start, end in _statements(rows, literals):
+            count = end - start
+            sql = record.insert_sql + ",".join([record.insert_row_sql] * count)
+            if literals is not None:
+                statement = record.insert_sql + ",".join(literals[start:end])
+                shown = range(count * len(rows[0]))  # the loggers see how many values
+                affected += sql_runner.execute(ctx, cur, pool, sql, shown, "insert", statement)
+                continue
+            args: list[Any] = []
+            for row in rows[start:end]:
+                args.extend(row)
+            affected += sql_runner.execute(ctx, cur, pool, sql, args, "insert")
+        return affected
+
+    # -- caches and search ---------------------------------------------------------------
 
     def _provider(self, record: AsyncRecord) -> ProviderBase[Any] | None:
         return self.providers.get(record.entity)
@@ -331,15 +480,15 @@ class AsyncConsumer:
             tiers = provider._binding(ctx).tiers
             if tiers is None:
                 continue
-            rows: list[Any] = [tuple(r) for r in record.inserted]
+            rows: list[Any] = list(record.inserted)
             for row, orig, _, _ in record.updated:
-                rows.append(tuple(row))
+                rows.append(row)
                 if orig is not None:
-                    rows.append(tuple(orig))
+                    rows.append(orig)
             for row, orig in record.deleted:
-                rows.append(tuple(row))
+                rows.append(row)
                 if orig is not None:
-                    rows.append(tuple(orig))
+                    rows.append(orig)
             entries.append((tiers, provider.cached_uniques, rows))
         return list(collect_keys(entries).values()) if entries else []
 
@@ -374,6 +523,8 @@ class AsyncConsumer:
                         record.entity,
                     )
 
+    # -- after-hooks ---------------------------------------------------------------------
+
     def _hook_rows(self, record: AsyncRecord) -> list[tuple[str, str, int, bytes | None]]:
         """The hook calls of a record, each with the row(s) it is made from: the hooks see
         the entity as that flush wrote it (as after a synchronous flush), even when a
@@ -393,29 +544,145 @@ class AsyncConsumer:
             out += [(record.entity, "d", row[0], _pack([row])) for row, _ in record.deleted]
         return out
 
-    def _run_pending_hooks(self, topic: str, partition: int, pool: str | None = None) -> None:
-        """Run the recorded hook calls of one partition, oldest first, deleting each one
-        after it ran."""
-        for code in [pool] if pool is not None else list(self.engine.mysql_pools):
-            mysql = self.engine.mysql(code)
-            pending = mysql.query(
-                f"SELECT `id`,`entity`,`kind`,`entity_id`,`data` FROM `{HOOKS}` "
-                "WHERE `topic` = ? AND `partition_id` = ? ORDER BY `id`",
-                topic,
-                partition,
+    def _record_hooks(
+        self, cur: Any, pool: str, topic: str, partition: int, records: list[AsyncRecord]
+    ) -> int:
+        """Write the records' hook calls to the outbox (in the caller's transaction)."""
+        namespace = self.pool_namespace[pool]
+        calls = [
+            (namespace, pool, topic, partition, *call)
+            for record in records
+            for call in self._hook_rows(record)
+        ]
+        if calls:
+            cur.executemany(
+                f"INSERT INTO `{HOOKS}` (`namespace`,`pool`,`topic`,`partition_id`,`entity`,"
+                "`kind`,`entity_id`,`data`) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+                calls,
             )
-            for hook_id, entity, kind, entity_id, changes in pending:
-                try:
-                    self._call_hook(str(entity), str(kind), int(entity_id), changes)
-                except HookError as exc:
-                    log.error("fluxa: async consumer: after-hook failed: %s", exc)
-                mysql.exec(f"DELETE FROM `{HOOKS}` WHERE `id` = ?", hook_id)
+        return len(calls)
 
-    def _call_hook(self, entity: str, kind: str, entity_id: int, data: bytes | None) -> None:
+    def _recover_hooks(self) -> None:
+        """The pending hook calls of the partitions assigned since the last poll (left by a
+        consumer that stopped or was killed before running them)."""
+        for topic, partition in sorted(self._due):
+            for pool in self.engine.mysql_pools:
+                self._retrying(partial(self._run_hooks, pool, topic, partition))
+            self._due.discard((topic, partition))
+
+    def _run_hooks(self, pool: str, topic: str, partition: int) -> None:
+        """Run a partition's pending hook calls, oldest first, ``HOOK_BATCH`` per
+        transaction, until none is left (see the module docstring)."""
+        while self._hook_batch(pool, topic, partition):
+            pass
+
+    def _hook_batch(self, pool: str, topic: str, partition: int) -> bool:
+        """One transaction of hook calls; False when there was none."""
+        mysql = self.engine.mysql(pool)
+        namespace = self.pool_namespace[pool]
+        ctx = self.engine.new_context()
+        changes: _HookChanges | None = None
+        calls: list[Any] = []
+        committed = False
+        try:
+            # read committed: the FOR UPDATE below locks the calls it reads and no gap
+            # next to them (other partitions' calls are written meanwhile)
+            with _transaction(mysql, "READ COMMITTED") as raw:
+                cur = raw.cursor()
+                try:
+                    cur.execute(
+                        f"SELECT `id`,`entity`,`kind`,`entity_id`,`data` FROM `{HOOKS}` "
+                        "WHERE `namespace`=%s AND `pool`=%s AND `topic`=%s AND "
+                        f"`partition_id`=%s ORDER BY `id` LIMIT {HOOK_BATCH} FOR UPDATE",
+                        (namespace, pool, topic, partition),
+                    )
+                    calls = list(cur.fetchall())
+                    if not calls:
+                        return False
+                    for _, entity, kind, entity_id, data in calls:
+                        try:
+                            self._call_hook(ctx, str(entity), str(kind), int(entity_id), data)
+                        except HookError as exc:
+                            log.error("fluxa: async consumer: after-hook failed: %s", exc)
+                    if ctx._tracked:
+                        changes = self._hook_changes(ctx, raw, cur, pool, topic, partition)
+                    ids = [int(c[0]) for c in calls]
+                    cur.execute(
+                        f"DELETE FROM `{HOOKS}` WHERE `id` IN ({','.join(['%s'] * len(ids))})",
+                        ids,
+                    )
+                except DriverError as exc:
+                    raise database_error(exc, pool) from exc
+                finally:
+                    cur.close()
+            committed = True
+        except (_Transient, _Permanent):
+            raise
+        except FluxaError as exc:
+            raise _classify(exc) from exc
+        finally:
+            if changes is not None:
+                for flush_keys in changes.marked:
+                    flush_keys.release(committed)
+        self.stats.hooks += len(calls)
+        if changes is not None and changes.records:
+            for table in changes.tables:
+                _settle(ctx, table, untrack=True)
+            self._after_commit(ctx, changes.records)
+        if ctx._tracked:  # changes on other MySQL pools: a flush of their own
+            try:
+                ctx.flush()
+            except FluxaError as exc:
+                log.error(
+                    "fluxa: async consumer: the changes after-hooks made on other MySQL "
+                    "pools were not saved: %s",
+                    exc,
+                )
+        return True
+
+    def _hook_changes(
+        self, ctx: Context, raw: Any, cur: Any, pool: str, topic: str, partition: int
+    ) -> _HookChanges:
+        """The changes hooks made through their context, on this pool: written in the
+        hook transaction, with the calls of their own hooks. When they fail for good
+        (savepoint) they are logged and dropped; the calls still count as run."""
+        try:
+            records, pools = records_of(ctx, update_cache=False)
+        except FluxaError as exc:
+            log.error("fluxa: async consumer: the changes after-hooks made are invalid: %s", exc)
+            ctx.clear_flush()
+            return _HookChanges([], [], [])
+        mine = [r for r in records if r.pool == pool]
+        tables = list(pools.get(pool, {}).values())
+        if not mine:
+            return _HookChanges([], [], [])
+        marked = self._mark(ctx, mine)
+        cur.execute("SAVEPOINT fluxa_hooks")
+        try:
+            try:
+                self._execute(ctx, raw, cur, pool, mine)
+                self._record_hooks(cur, pool, topic, partition, mine)
+            except DriverError as exc:
+                raise database_error(exc, pool) from exc
+        except FluxaError as exc:
+            failure = _classify(exc)
+            if isinstance(failure, _Transient):
+                raise failure from exc
+            cur.execute("ROLLBACK TO SAVEPOINT fluxa_hooks")
+            log.error("fluxa: async consumer: the changes after-hooks made were not saved: %s", exc)
+            for table in tables:
+                for entity in table.entities():
+                    entity._discard()
+                    ctx._untrack(entity)
+            return _HookChanges([], [], marked)
+        return _HookChanges(mine, tables, marked)
+
+    def _call_hook(
+        self, ctx: Context, entity: str, kind: str, entity_id: int, data: bytes | None
+    ) -> None:
         provider = self.providers.get(entity)
         if provider is None:
             return
-        ctx = self.engine.new_context()
         try:
             rows = _unpack(data)
             found = provider._load(ctx, tuple(rows[0]))
@@ -431,27 +698,39 @@ class AsyncConsumer:
 
     # -- failures ----------------------------------------------------------------------
 
-    def _fail_one(self, pool: str, topic: str, partition: int, item: _Item) -> None:
-        """A record that fails for good: dead-letter it, then record it as handled."""
-        try:
-            self._apply_batch(pool, topic, partition, [item])
-            return
-        except _Permanent as exc:
-            error = str(exc.error)
-        self._dead_letter(item.message, error, item.record)
+    def _fail_one(
+        self, pool: str, topic: str, partition: int, item: _Item, failure: _Permanent
+    ) -> None:
+        """A record that fails for good: dead-letter it, then record it as handled (a
+        consumer killed in between sends it again: dead letters are at least once)."""
+        self._ensure_row(pool, topic, partition)
         mysql = self.engine.mysql(pool)
-        mysql.exec(
-            f"INSERT INTO `{APPLIED}` (`topic`,`partition_id`,`next_offset`) VALUES (?,?,?) "
-            "ON DUPLICATE KEY UPDATE `next_offset` = VALUES(`next_offset`)",
-            topic,
-            partition,
-            item.message.offset + 1,
-        )
-        self._applied[(pool, topic, partition)] = item.message.offset + 1
+        with mysql.begin() as tx:
+            (row,) = tx.query(
+                f"SELECT `next_offset` FROM `{APPLIED}` WHERE `namespace`=? AND `pool`=? "
+                "AND `topic`=? AND `partition_id`=? FOR UPDATE",
+                self.pool_namespace[pool],
+                pool,
+                topic,
+                partition,
+            )
+            if int(row[0]) > item.message.offset:  # another consumer handled it meanwhile
+                self.stats.skipped += 1
+                return
+            self._dead_letter(item.message, str(failure.error), item.record)
+            tx.exec(
+                f"UPDATE `{APPLIED}` SET `next_offset`=? WHERE `namespace`=? AND `pool`=? "
+                "AND `topic`=? AND `partition_id`=?",
+                item.message.offset + 1,
+                self.pool_namespace[pool],
+                pool,
+                topic,
+                partition,
+            )
 
     def _dead_letter(self, message: KafkaRecord, error: str, record: AsyncRecord | None) -> None:
-        if record is not None:
-            self.stats.failed += 1
+        if len(error) > 1000:
+            error = error[:997] + "..."
         log.error(
             "fluxa: async consumer: record %s[%d]@%d (%s) sent to %s: %s",
             message.topic,
@@ -461,17 +740,57 @@ class AsyncConsumer:
             ASYNC_SQL_FAILED_TOPIC,
             error,
         )
-        self.kafka.produce_sync(
-            ASYNC_SQL_FAILED_TOPIC,
-            message.value,
-            message.key,
-            headers=[
-                ("error", error.encode()),
-                ("topic", message.topic.encode()),
-                ("partition", str(message.partition).encode()),
-                ("offset", str(message.offset).encode()),
-            ],
-        )
+        headers = [
+            ("error", error.encode()),
+            ("topic", message.topic.encode()),
+            ("partition", str(message.partition).encode()),
+            ("offset", str(message.offset).encode()),
+        ]
+        if record is not None:
+            headers += [
+                ("namespace", record.namespace.encode()),
+                ("entity", record.entity.encode()),
+                ("flush", record.flush_id.encode()),
+            ]
+        self.kafka.produce_sync(ASYNC_SQL_FAILED_TOPIC, message.value, message.key, headers)
+        if record is not None:
+            self.stats.failed += 1
+
+
+@contextlib.contextmanager
+def _transaction(mysql: MySQLPool, isolation: str = "") -> Iterator[Any]:
+    """A transaction on a pooled connection (its raw connection), optionally at another
+    isolation level; driver errors of BEGIN and COMMIT surface as ``OperationalError``
+    (a broken connection is then dropped, never reused)."""
+    with mysql.connection() as raw:
+        try:
+            if isolation:
+                raw.query(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+            raw.begin()
+        except DriverError as exc:
+            raise database_error(exc, mysql.code) from exc
+        try:
+            yield raw
+        except BaseException:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            raise
+        try:
+            raw.commit()
+        except DriverError as exc:
+            raise database_error(exc, mysql.code) from exc
+
+
+def _create_tables(mysql: MySQLPool) -> None:
+    mysql.exec(CREATE_APPLIED)
+    mysql.exec(CREATE_HOOKS)
+    for table in (APPLIED, HOOKS):
+        if not mysql.query(f"SHOW COLUMNS FROM `{table}` LIKE 'namespace'"):
+            raise ConfigError(
+                f"mysql pool {mysql.code!r}: table `{table}` was made by an earlier "
+                "development version of the async flush (no `namespace` column); drop it "
+                "once no record waits (the consumer makes it again)"
+            )
 
 
 class _Transient(FluxaError):
@@ -486,17 +805,21 @@ class _Permanent(FluxaError):
         self.error = error
 
 
-def _classify(exc: BaseException, pool: str, record: AsyncRecord | None) -> FluxaError:
-    error = database_error(
-        exc, pool, record.entity if record else "", record.table if record else ""
-    )
-    if isinstance(exc, MySQLdb.OperationalError) and error.code in TRANSIENT:
-        return _Transient(error)
-    if isinstance(exc, MySQLdb.InterfaceError):
-        return _Transient(error)
-    if isinstance(error, IntegrityError) or isinstance(
-        exc, MySQLdb.ProgrammingError | MySQLdb.DataError | MySQLdb.OperationalError
-    ):
+def _record_error(exc: BaseException, pool: str, record: AsyncRecord) -> FluxaError:
+    """A driver error of a record's statement, naming its entity and table."""
+    return database_error(exc, pool, record.entity, record.table)
+
+
+def _classify(error: FluxaError) -> _Transient | _Permanent:
+    """Permanent: the record's data or SQL is at fault (a constraint, a value, a column
+    or table that is gone). Everything else is retried."""
+    cause = error.__cause__
+    code = getattr(error, "code", 0)
+    if isinstance(error, IntegrityError):
+        return _Permanent(error)
+    if isinstance(cause, MySQLdb.DataError | MySQLdb.ProgrammingError | MySQLdb.NotSupportedError):
+        return _Permanent(error)
+    if isinstance(cause, MySQLdb.OperationalError) and code in PERMANENT_CODES:
         return _Permanent(error)
     return _Transient(error)
 

@@ -24,27 +24,46 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch", type=int, default=500, help="records per poll (500)")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=500,
+            help="most records per poll, applied in one transaction per partition (500)",
+        )
         parser.add_argument(
             "--idle-timeout",
             type=float,
             default=None,
             metavar="SECONDS",
-            help="stop when no record came for this long (default: run until stopped)",
+            help="stop when no record came for this long once partitions were assigned "
+            "(default: run until stopped)",
         )
         parser.add_argument(
             "--session-timeout-ms",
             type=int,
             default=None,
-            help="consumer group session.timeout.ms (librdkafka default when not given)",
+            metavar="MS",
+            help="consumer group session.timeout.ms (librdkafka's 45000 when not given); "
+            "on Tansu a group's first member waits half of it",
+        )
+        parser.add_argument(
+            "--progress-interval",
+            type=float,
+            default=1.0,
+            metavar="SECONDS",
+            help="seconds between two progress lines (1; 0: a line per batch)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from fluxa_django.conf import fluxa_settings, get_engine
 
+        if options["batch"] < 1:
+            raise CommandError("--batch must be at least 1")
         config: dict[str, Any] = {}
         if options["session_timeout_ms"]:
             config["session.timeout.ms"] = options["session_timeout_ms"]
+            config["heartbeat.interval.ms"] = max(1, min(3000, options["session_timeout_ms"] // 3))
+        self._interval = float(options["progress_interval"])
         try:
             engine = get_engine()
             providers = _providers(fluxa_settings().get("GENERATED_PACKAGE"))
@@ -57,7 +76,13 @@ class Command(BaseCommand):
         for sig in previous:
             signal.signal(sig, lambda *_: consumer.stop())
         self._last = 0.0
-        self.stdout.write("fluxa_consume_async: consuming _fluxa_async_sql (SIGTERM stops)")
+        self._partitions: list[tuple[str, int]] | None = None
+        found = engine.registry.async_flush
+        group = found[1].consumer_group if found else "?"
+        self.stdout.write(
+            f"fluxa_consume_async: consuming _fluxa_async_sql as group {group!r} "
+            "(SIGTERM or Ctrl-C stops after the batch being applied)"
+        )
         try:
             stats = consumer.run(idle_timeout=options["idle_timeout"])
         except FluxaError as exc:
@@ -68,18 +93,27 @@ class Command(BaseCommand):
         self.stdout.write(self._line("stopped", stats))
 
     def _progress(self, stats: Stats) -> None:
+        if stats.partitions != self._partitions:
+            self._partitions = list(stats.partitions)
+            shown = ", ".join(f"{t}[{p}]" for t, p in stats.partitions) or "none"
+            self.stdout.write(f"partitions: {shown}")
         now = time.monotonic()
-        if now - self._last >= 1.0:
+        if stats.applied + stats.skipped + stats.foreign + stats.failed == 0:
+            return
+        if now - self._last >= self._interval:
             self._last = now
             self.stdout.write(self._line("progress", stats))
 
     @staticmethod
     def _line(what: str, stats: Stats) -> str:
         lag = sum(stats.lag.values())
+        rate = f", {stats.rows_per_second:,.0f} rows/s" if stats.rows_per_second else ""
         return (
-            f"{what}: {stats.applied} record(s) applied ({stats.rows} row(s)), "
-            f"{stats.skipped} already applied, {stats.failed} dead-lettered, "
-            f"{stats.retries} retried, {stats.foreign} of other apps; lag {lag}"
+            f"{what}: {stats.applied} record(s) applied ({stats.rows} row(s){rate}), "
+            f"{stats.skipped} already applied, {stats.failed + stats.undecodable} "
+            "dead-lettered, "
+            f"{stats.hooks} hook call(s), {stats.retries} retried, "
+            f"{stats.foreign} of other apps; lag {lag}"
         )
 
 
