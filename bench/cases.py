@@ -10,6 +10,7 @@ import cProfile
 from collections.abc import Callable
 from decimal import Decimal
 
+from bench.async_cases import AsyncConsume, FlushAsyncRequest
 from bench.cache_cases import ContextHit, LocalHit, RedisHit
 from bench.case import Case, same_item
 from bench.environment import (
@@ -580,4 +581,6 @@ CASES: tuple[type[Case], ...] = (
     LocalHit,
     ContextHit,
     RedisSearchMany,
+    FlushAsyncRequest,
+    AsyncConsume,
 )
