@@ -176,6 +176,10 @@ class ProviderBase(Generic[E]):
         ]
         if not wanted:
             return []
+        return self._by_ids(ctx, wanted)
+
+    def _by_ids(self, ctx: Context, wanted: list[int]) -> list[E]:
+        """``get_by_ids`` of ids known to be distinct valid ints."""
         cache = ctx._kind_cache(self.kind)
         found: dict[int, E | None] = {}
         missing: list[int] = []
@@ -193,7 +197,16 @@ class ProviderBase(Generic[E]):
                 rows = [row for row in loaded.values() if row is not None]
             else:
                 rows = list(binding.rows.many(ctx, missing).values())
-            for entity in self._hydrate(ctx, rows):
+            entities = self._hydrate(ctx, rows)
+            if not found and len(entities) == len(wanted):
+                # the usual case: nothing held by the context, every id found; the tiers
+                # answer in the order asked, which is checked rather than assumed
+                for entity, id_ in zip(entities, wanted, strict=True):
+                    if entity._row[0] != id_:
+                        break
+                else:
+                    return entities
+            for entity in entities:
                 found[entity._row[0]] = entity
             if cache is not None:
                 for id_ in missing:
@@ -438,7 +451,7 @@ class ProviderBase(Generic[E]):
         return index.search(query.query_string(), [], 0, 0, ctx)[0]
 
     def _search_hydrate(self, ctx: Context, ids: list[int]) -> list[E]:
-        found = self.get_by_ids(ctx, ids)
+        found = self._by_ids(ctx, ids)  # ids from the index: unique, valid ints
         deleted = self.fake_delete_index
         if deleted is None:
             return found

@@ -599,6 +599,16 @@ def get(mapping: dict[Any, Any], name: str, default: Any = None) -> Any:
 
 def parse_search(reply: Any, prefix: str) -> tuple[int, list[int]]:
     """``(total, ids)`` of an ``FT.SEARCH ... NOCONTENT`` reply, RESP2 or RESP3."""
+    cut = len(prefix)  # the prefix is ASCII: as many bytes as characters
+    if type(reply) is dict:
+        results = reply.get(b"results")
+        if results is not None:  # RESP3 with bytes keys (redis-py's default): the fast path
+            try:
+                return int(reply[b"total_results"]), [int(r[b"id"][cut:]) for r in results]
+            except (KeyError, TypeError, ValueError):
+                pass  # an unexpected shape: the general path below
+    elif type(reply) is list and reply and all(type(k) is bytes for k in reply[1:]):
+        return int(reply[0]), [int(k[cut:]) for k in reply[1:]]
     if isinstance(reply, dict):
         total = get(reply, "total_results", 0)
         results = get(reply, "results", [])
