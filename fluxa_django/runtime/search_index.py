@@ -174,9 +174,17 @@ class Plan:
     current: str | None
 
     def describe(self) -> str:
+        same = (
+            self.current is not None
+            and self.current.rsplit(":", 1)[0] == (self.index.rsplit(":", 1)[0])
+        )
         why = {
             "create": "new index",
-            "rebuild": f"definition changed (was {self.current})",
+            "rebuild": (
+                f"rebuild of the same definition (was {self.current})"
+                if same
+                else f"definition changed (was {self.current})"
+            ),
             "resume": "resume an interrupted build",
         }.get(self.action, "up to date")
         return (
