@@ -167,11 +167,16 @@ def parse_redis_address(address: str) -> tuple[str, int | None]:
 
 @dataclass(frozen=True)
 class ClickhouseOptions:
-    """Options of a ClickHouse pool."""
+    """Options of a ClickHouse pool. Bounds, in seconds: ``connect_timeout`` (TCP connect
+    and handshake of a server; the URI's ``?connect_timeout=`` wins) and ``read_timeout``
+    (one reply of a server; on chDB the wait for the pool's connection and the query's
+    ``max_execution_time``)."""
 
     max_open_connections: int = 100
     max_idle_connections: int = 0
     conn_max_lifetime: int = 300
+    connect_timeout: float = 2.0
+    read_timeout: float = 30.0
 
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

@@ -444,7 +444,7 @@ class Registry:
         (raising ``PoolError`` naming it while the server stays away). The Django
         glue builds its engine with ``allow_unavailable=True``.
         """
-        from fluxa_django.backends.clickhouse import ClickhousePool
+        from fluxa_django.backends.clickhouse import open_clickhouse_pool
         from fluxa_django.backends.kafka import KafkaPool
         from fluxa_django.backends.localcache import LocalCache
         from fluxa_django.backends.mysql import MySQLPool
@@ -495,7 +495,7 @@ class Registry:
                     )
             clickhouse = {}
             for code, c in self.clickhouse_pools.items():
-                cpool = ClickhousePool(code, c.uri, c.options)
+                cpool = open_clickhouse_pool(code, c.uri, c.options)
                 opened.append(cpool)
                 connect("clickhouse", cpool)
                 clickhouse[code] = cpool
