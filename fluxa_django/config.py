@@ -230,6 +230,33 @@ class AsyncFlushOptions:
     consumer_group: str = ASYNC_SQL_GROUP
 
 
+DECIMAL_HANDLING_MODES = ("precise", "string", "double")
+
+
+@dataclass(frozen=True)
+class DebeziumOptions:
+    """Options of the Debezium connectors on one Kafka Connect (``register_debezium_connect_url``).
+
+    ``hostname``/``port``/``user``/``password`` replace the MySQL pool's own (Connect
+    usually reaches the database by another address than the application). ``extra``
+    adds connector config keys or replaces the generated ones. ``connector_class``
+    replaces the class chosen from the server's version. ``schemas`` turns on
+    ``schemas.enable`` of the value converter. ``conflict_timeout``: how long (seconds) a
+    request answered 409 (a rebalance in progress) is retried.
+    """
+
+    hostname: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    decimal_handling_mode: str = "precise"
+    schemas: bool = False
+    connector_class: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    request_timeout: float = 10.0
+    conflict_timeout: float = 60.0
+
+
 class KafkaConsumerGroup:
     """Builder of a consumer group definition: ``KafkaConsumerGroup(name, pool).topics(...)``."""
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from fluxa_django.config import (
     ASYNC_SQL_FAILED_TOPIC,
     ASYNC_SQL_TOPIC,
+    DECIMAL_HANDLING_MODES,
     DEFAULT_POOL_CODE,
     SASL_MECHANISMS,
     AsyncFlushOptions,
     ClickhouseOptions,
     Config,
+    DebeziumOptions,
     KafkaConsumerGroup,
     KafkaPoolOptions,
     KafkaTopic,
@@ -87,6 +89,7 @@ class Registry:
         self.kafka_consumer_groups: dict[str, KafkaConsumerGroup] = {}
         self.kafka_topics: dict[tuple[str, str], KafkaTopic] = {}
         self.debezium_connect_urls: dict[str, str] = {}
+        self.debezium_options: dict[str, DebeziumOptions] = {}
         self.async_flush: tuple[str, AsyncFlushOptions] | None = None
         self.entities: list[type[Entity]] = []
         self.options: dict[str, Any] = {}
@@ -218,12 +221,26 @@ class Registry:
             groups[name] = KafkaConsumerGroup(name, self.async_flush[0]).topics(ASYNC_SQL_TOPIC)
         return groups
 
-    def register_debezium_connect_url(self, url: str, kafka_pool: str = DEFAULT_POOL_CODE) -> None:
+    def register_debezium_connect_url(
+        self,
+        url: str,
+        kafka_pool: str = DEFAULT_POOL_CODE,
+        options: DebeziumOptions | None = None,
+    ) -> None:
+        """The Kafka Connect REST URL where ``fluxa_migrate`` manages the Debezium
+        connectors of the entities with ``Meta.debezium`` on ``kafka_pool``."""
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"debezium connect url for kafka pool {kafka_pool!r} must be http(s)://"
             )
+        opts = options or DebeziumOptions()
+        if opts.decimal_handling_mode not in DECIMAL_HANDLING_MODES:
+            raise ConfigError(
+                f"debezium options for kafka pool {kafka_pool!r}: decimal_handling_mode must "
+                f"be one of {', '.join(DECIMAL_HANDLING_MODES)}"
+            )
         self.debezium_connect_urls[kafka_pool] = url
+        self.debezium_options[kafka_pool] = opts
 
     def register_async_flush(
         self, kafka_pool: str, options: AsyncFlushOptions | None = None

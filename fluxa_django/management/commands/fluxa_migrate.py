@@ -8,6 +8,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fluxa_django.errors import FluxaError
 from fluxa_django.migrate import Alter, apply_alters, plan_mysql
+from fluxa_django.migrate.debezium import (
+    DebeziumChange,
+    DebeziumPlan,
+    apply_debezium,
+    plan_debezium,
+)
 from fluxa_django.migrate.kafka import KafkaChange, KafkaPlan, apply_kafka, plan_kafka
 from fluxa_django.migrate.search import apply_search, plan_search
 from fluxa_django.runtime.search_index import Plan
@@ -19,7 +25,7 @@ class Command(BaseCommand):
     requires_system_checks = ["fluxa"]
     help = (
         "Show the MySQL schema changes, Redis Search index builds and Kafka topic and "
-        "consumer group changes the definitions need, and apply them."
+        "consumer group changes and Debezium connectors the definitions need, and apply them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,7 +35,7 @@ class Command(BaseCommand):
             action="store_true",
             help="also apply changes that drop tables/columns/indexes or narrow a column, "
             "delete Kafka topics or consumer groups no definition owns, or lower a topic's "
-            "retention",
+            "retention, or delete Debezium connectors (fluxa_*) no entity needs",
         )
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
@@ -57,6 +63,7 @@ class Command(BaseCommand):
             plan = plan_mysql(engine, options["drop_table"], options["pool"])
             searches = [] if options["pool"] else plan_search(engine)
             kafka = KafkaPlan() if options["pool"] else plan_kafka(engine)
+            debezium = DebeziumPlan() if options["pool"] else plan_debezium(engine)
         except FluxaError as exc:
             raise CommandError(str(exc)) from None
         out = self.stdout
@@ -65,7 +72,7 @@ class Command(BaseCommand):
             out.write(
                 f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}"
             )
-        if not plan.alters and not searches and not kafka.changes:
+        if not plan.alters and not searches and not kafka.changes and not debezium.changes:
             out.write(self.style.SUCCESS("No changes: the MySQL schema matches the entities."))
             return
         self._show("Safe changes", plan.safe)
@@ -77,19 +84,24 @@ class Command(BaseCommand):
         self._show_kafka("Kafka changes", kafka.safe)
         self._show_kafka("Kafka destructive changes", kafka.destructive)
         self._show_kafka("Kafka changes held back (not made)", kafka.held_back)
+        self._show_debezium("Debezium connector changes", debezium.safe)
+        self._show_debezium("Debezium destructive changes", debezium.destructive)
         todo = plan.safe + (plan.destructive if options["allow_destructive"] else [])
         kafka_todo = kafka.safe + (kafka.destructive if options["allow_destructive"] else [])
+        debezium_todo = debezium.safe + (
+            debezium.destructive if options["allow_destructive"] else []
+        )
         if options["plan"]:
             out.write("--plan: nothing applied.")
             return
-        destructive = len(plan.destructive) + len(kafka.destructive)
+        destructive = len(plan.destructive) + len(kafka.destructive) + len(debezium.destructive)
         if destructive and not options["allow_destructive"]:
             out.write(
                 self.style.WARNING(
                     f"{destructive} destructive change(s) held back; rerun with --allow-destructive to apply them."
                 )
             )
-        count = len(todo) + len(searches) + len(kafka_todo)
+        count = len(todo) + len(searches) + len(kafka_todo) + len(debezium_todo)
         if not count:
             return
         if options["interactive"]:
@@ -125,12 +137,27 @@ class Command(BaseCommand):
             applied += apply_kafka(engine, kafka_todo, kafka_progress)
         except Exception as exc:
             raise CommandError(f"Kafka change failed: {exc}") from None
+
+        def debezium_progress(number: int, total: int, change: DebeziumChange) -> None:
+            out.write(f"Applying Debezium {number}/{total} {change}")
+
+        try:
+            applied += apply_debezium(engine, debezium_todo, debezium_progress)
+        except Exception as exc:
+            raise CommandError(f"Debezium connector change failed: {exc}") from None
         out.write(self.style.SUCCESS(f"Applied {applied} change(s)."))
 
     def _search_progress(self, plan: Plan, done: int, total: int) -> None:
         search_progress(self.stdout, plan, done, total)
 
     def _show_kafka(self, title: str, changes: list[KafkaChange]) -> None:
+        if not changes:
+            return
+        self.stdout.write(f"{title} ({len(changes)}):")
+        for change in changes:
+            self.stdout.write(f"  {change}")
+
+    def _show_debezium(self, title: str, changes: list[DebeziumChange]) -> None:
         if not changes:
             return
         self.stdout.write(f"{title} ({len(changes)}):")
