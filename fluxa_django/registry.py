@@ -38,6 +38,7 @@ from fluxa_django.schema import Entity, EntitySchema, PoolCatalog, SchemaBuilder
 
 if TYPE_CHECKING:
     from fluxa_django.engine import Engine
+    from fluxa_django.migrate.clickhouse import ClickhouseTable
 
 log = logging.getLogger("fluxa_django")
 
@@ -88,6 +89,7 @@ class Registry:
         self.kafka_pools: dict[str, KafkaPoolConfig] = {}
         self.kafka_consumer_groups: dict[str, KafkaConsumerGroup] = {}
         self.kafka_topics: dict[tuple[str, str], KafkaTopic] = {}
+        self.clickhouse_tables: dict[tuple[str, str], ClickhouseTable] = {}
         self.debezium_connect_urls: dict[str, str] = {}
         self.debezium_options: dict[str, DebeziumOptions] = {}
         self.async_flush: tuple[str, AsyncFlushOptions] | None = None
@@ -165,9 +167,30 @@ class Registry:
         except (ConfigError, ValueError) as exc:
             reason = exc if isinstance(exc, ConfigError) else "uri has an invalid port"
             raise ConfigError(f"clickhouse pool {code!r}: {reason}") from None
+        if uri.startswith("chdb://"):
+            from fluxa_django.backends.clickhouse import chdb_path
+
+            path = chdb_path(uri)
+            for other in self.clickhouse_pools.values():
+                other_chdb = other.code != code and other.uri.startswith("chdb://")
+                if other_chdb and chdb_path(other.uri) != path:
+                    raise ConfigError(
+                        f"clickhouse pool {code!r}: chDB allows one data path per process, "
+                        f"and pool {other.code!r} already uses {chdb_path(other.uri)!r}"
+                    )
         self.clickhouse_pools[code] = ClickhousePoolConfig(
             code, uri, options or ClickhouseOptions()
         )
+
+    def register_clickhouse_table(self, table: ClickhouseTable) -> None:
+        """A ``ClickhouseTable`` that ``fluxa_migrate`` creates and alters on its pool."""
+        table.check()
+        key = (table.pool, table.name)
+        if key in self.clickhouse_tables:
+            raise ConfigError(
+                f"clickhouse table {table.name!r} on pool {table.pool!r} registered twice"
+            )
+        self.clickhouse_tables[key] = table
 
     def register_kafka(
         self,
@@ -419,6 +442,15 @@ class Registry:
         for pool, name in self.kafka_topics:
             if pool not in self.kafka_pools:
                 missing(f"topic {name!r}", pool)
+        for pool, name in self.clickhouse_tables:
+            if pool not in self.clickhouse_pools:
+                errors.append(
+                    DefinitionError(
+                        f"clickhouse table {name!r} names clickhouse pool {pool!r}, which is "
+                        "not registered",
+                        code="E027",
+                    )
+                )
         for pool in self.debezium_connect_urls:
             if pool not in self.kafka_pools:
                 missing("debezium connect url", pool)

@@ -8,6 +8,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from fluxa_django.errors import FluxaError
 from fluxa_django.migrate import Alter, apply_alters, plan_mysql
+from fluxa_django.migrate.clickhouse import (
+    ClickhouseChange,
+    ClickhousePlan,
+    apply_clickhouse,
+    plan_clickhouse,
+)
 from fluxa_django.migrate.debezium import (
     DebeziumChange,
     DebeziumPlan,
@@ -63,6 +69,7 @@ class Command(BaseCommand):
             plan = plan_mysql(engine, options["drop_table"], options["pool"])
             searches = [] if options["pool"] else plan_search(engine)
             kafka = KafkaPlan() if options["pool"] else plan_kafka(engine)
+            clickhouse = ClickhousePlan() if options["pool"] else plan_clickhouse(engine)
             debezium = DebeziumPlan() if options["pool"] else plan_debezium(engine)
         except FluxaError as exc:
             raise CommandError(str(exc)) from None
@@ -86,7 +93,11 @@ class Command(BaseCommand):
         self._show_kafka("Kafka changes held back (not made)", kafka.held_back)
         self._show_debezium("Debezium connector changes", debezium.safe)
         self._show_debezium("Debezium destructive changes", debezium.destructive)
+        self._show_kafka("ClickHouse changes", clickhouse.safe)
+        self._show_kafka("ClickHouse destructive changes", clickhouse.destructive)
+        self._show_kafka("ClickHouse changes held back (not made)", clickhouse.held_back)
         todo = plan.safe + (plan.destructive if options["allow_destructive"] else [])
+        ch_todo = clickhouse.safe + (clickhouse.destructive if options["allow_destructive"] else [])
         kafka_todo = kafka.safe + (kafka.destructive if options["allow_destructive"] else [])
         debezium_todo = debezium.safe + (
             debezium.destructive if options["allow_destructive"] else []
@@ -145,12 +156,20 @@ class Command(BaseCommand):
             applied += apply_debezium(engine, debezium_todo, debezium_progress)
         except Exception as exc:
             raise CommandError(f"Debezium connector change failed: {exc}") from None
+
+        def ch_progress(number: int, total: int, change: ClickhouseChange) -> None:
+            out.write(f"Applying ClickHouse {number}/{total} [{change.pool}] {change.description}")
+
+        try:
+            applied += apply_clickhouse(engine, ch_todo, ch_progress)
+        except Exception as exc:
+            raise CommandError(f"ClickHouse change failed: {exc}") from None
         out.write(self.style.SUCCESS(f"Applied {applied} change(s)."))
 
     def _search_progress(self, plan: Plan, done: int, total: int) -> None:
         search_progress(self.stdout, plan, done, total)
 
-    def _show_kafka(self, title: str, changes: list[KafkaChange]) -> None:
+    def _show_kafka(self, title: str, changes: list[KafkaChange] | list[ClickhouseChange]) -> None:
         if not changes:
             return
         self.stdout.write(f"{title} ({len(changes)}):")
