@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates or updates .venv and installs fluxa_django with its test extra.
+# Creates or updates .venv and installs fluxa_django with its test and chdb extras
+# (chDB: embedded ClickHouse for the example project and `make demo`, no server needed).
 # Installs the Debian build dependency of mysqlclient when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +21,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+.venv/bin/python -m pip install -q -e '.[test,chdb]' --config-settings editable_mode=compat
 echo "setup: .venv ready"
