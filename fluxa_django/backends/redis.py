@@ -28,11 +28,15 @@ the server's identity (``epoch``: see ``RedisPool._on_connect``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -44,9 +48,12 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from fluxa_django import metrics
+from fluxa_django._fork import reset_in_child
 from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import RedisOptions, parse_redis_address
 from fluxa_django.errors import PoolError
+
+log = logging.getLogger("fluxa_django.redis")
 
 MIN_REDIS_VERSION = (7, 0)
 DOWN_PAUSE = 1.0  # seconds cache reads skip a Redis pool whose call timed out
@@ -554,6 +561,8 @@ class RedisPool(RedisClient):
         self.epoch = ""
         self.generation = 0
         self._epoch_lock = threading.Lock()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()  # every one made
+        self._watcher: _SwitchWatcher | None = None
         common: dict[str, Any] = {
             "db": db,
             "username": options.user or None,
@@ -600,6 +609,10 @@ class RedisPool(RedisClient):
             raw = redis.Redis.from_pool(connections)
             self.describe = f"{address}/{db}"
         raw.connection_pool.owner = self  # type: ignore[attr-defined]
+        if self.sentinel_manager is not None:
+            self._watcher = _SwitchWatcher(self, nodes, options.master)
+            self._watcher.start()
+            reset_in_child(self._forked)
         self.client = raw  # owns the connections: close() closes them
         super().__init__(raw.connection_pool, code, raw=raw, app_name=app_name)
 
@@ -625,10 +638,50 @@ class RedisPool(RedisClient):
         identity = f"{run_id.group(1) if run_id else ''}:{replid.group(1) if replid else ''}"
         epoch = hashlib.sha256(identity.encode()).hexdigest()[:32]
         connection.fx_epoch = epoch
+        self._connections.add(connection)
         with self._epoch_lock:
             if epoch != self.epoch:
                 self.epoch = epoch
                 self.generation += 1
+
+    # -- Sentinel ---------------------------------------------------------------
+
+    def _forked(self) -> None:
+        watcher = self._watcher
+        if watcher is not None:  # the child has no watcher threads: start its own
+            self._watcher = _SwitchWatcher(self, watcher.nodes, watcher.master)
+            self._watcher.start()
+
+    def follow(self, address: tuple[str, int], announced_by: tuple[str, int]) -> None:
+        """Move every connection to the master ``address`` that the sentinel at
+        ``announced_by`` switched to (``+switch-master``).
+
+        Without this the pool would keep its connections to the old master until the
+        sentinels turn it into a replica (they wait about 10 s before they do) and
+        close its clients: meanwhile other processes, connecting anew, already use the
+        new master, and this process's writes would not invalidate what they cache
+        there. The announcing sentinel is asked first from now on; idle connections
+        to another server are closed, and those in use are shut down under their
+        command, which redis-py retries once on a new connection (the invalidation
+        listener subscribes again on the new master and empties the local tier).
+        """
+        manager = self.sentinel_manager
+        if manager is None:
+            return
+        nodes = manager.sentinels
+        for i, node in enumerate(list(nodes)):
+            kwargs = node.connection_pool.connection_kwargs
+            if (kwargs.get("host"), kwargs.get("port")) == announced_by and i:
+                nodes[0], nodes[i] = nodes[i], nodes[0]
+                break
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.connection_pool.get_master_address()  # type: ignore[attr-defined]
+        for connection in list(self._connections):
+            if (connection.host, int(connection.port)) != address:
+                sock = getattr(connection, "_sock", None)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
 
     # -- a server that just hung ----------------------------------------------
 
@@ -674,9 +727,81 @@ class RedisPool(RedisClient):
         client = self.__dict__.get("client")  # None: __del__ of a pool whose __init__ failed
         if client is not None:
             client.close()
+        watcher = self.__dict__.get("_watcher")
+        if watcher is not None:
+            watcher.stop()
         manager = self.__dict__.get("sentinel_manager")
         if manager is not None:
             manager.close()
+
+
+class _SwitchWatcher:
+    """Listens to the ``+switch-master`` announcements of every sentinel of a pool
+    (one thread and one connection per sentinel) and makes the pool follow them."""
+
+    def __init__(self, pool: RedisPool, nodes: list[tuple[str, int]], master: str) -> None:
+        self._pool = weakref.ref(pool)
+        self.code = pool.code
+        self.nodes = nodes
+        self.master = master
+        self._kwargs = dict(pool.sentinel_manager.sentinel_kwargs)  # type: ignore[union-attr]
+        self._stop = threading.Event()
+        self.switches = 0  # announcements of this pool's master followed
+
+    def start(self) -> None:
+        for node in self.nodes:
+            thread = threading.Thread(
+                target=self._run,
+                args=(node,),
+                name=f"fluxa-sentinel-{self.code}-{node[1]}",
+                daemon=True,
+            )
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self, node: tuple[str, int]) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            client = redis.Redis(host=node[0], port=node[1], **self._kwargs)
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe("+switch-master")
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is not None and message.get("type") == "message":
+                        self._announced(node, message["data"])
+                        delay = 0.1
+            except (redis.RedisError, OSError):
+                pass  # the sentinel is away: try it again a little later
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pubsub.close()
+                    client.close()
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, 5.0)
+
+    def _announced(self, node: tuple[str, int], data: Any) -> None:
+        """``<master name> <old ip> <old port> <new ip> <new port>``."""
+        parts = _text(data).split()
+        if len(parts) != 5 or parts[0] != self.master or not parts[4].isdigit():
+            return
+        pool = self._pool()
+        if pool is None:
+            self._stop.set()
+            return
+        address = (parts[3], int(parts[4]))
+        log.info(
+            "fluxa: redis pool %r: sentinel %s:%d announced master %s:%d; following it",
+            self.code,
+            node[0],
+            node[1],
+            *address,
+        )
+        self.switches += 1
+        pool.follow(address, node)
 
 
 class _DirectPool(redis.ConnectionPool):
