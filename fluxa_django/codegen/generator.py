@@ -183,6 +183,10 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
     if index_methods:
         imports.add(("fluxa_django.runtime.context", "Context"))
         imports.add(("fluxa_django.runtime.query", "Condition"))
+    if schema.debezium is not None:
+        index_methods += _debezium_method()
+        imports.add(("fluxa_django.runtime.context", "Context"))
+        imports.add(("fluxa_django.debezium", "debezium_topic_name as _debezium_topic_name"))
     if any(not i.unique and set(i.columns) - {"fake_delete"} for i in schema.indexes):
         imports.add(("fluxa_django.runtime.query", "Pager"))
     description = (
@@ -265,6 +269,7 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "default_row": tuple_(["0", *(code.default for code in codes)]),
         **_cache_attributes(schema),
         **_search_attributes(schema),
+        **({"debezium_pool": py_str(schema.debezium)} if schema.debezium is not None else {}),
         "fields: Final": f"_{name}Fields()",
     }
     if search_refs:
@@ -285,6 +290,16 @@ def render_entity(schema: EntitySchema, by_name: Mapping[str, EntitySchema]) -> 
         "",
     ]
     return "\n".join(lines)
+
+
+def _debezium_method() -> list[str]:
+    """``debezium_topic_name(ctx)`` (only for entities with ``Meta.debezium``)."""
+    return [
+        "",
+        "    def debezium_topic_name(self, ctx: Context) -> str:",
+        '        """The topic Debezium streams this table to: ``fluxa_<pool>.<db>.<table>``."""',
+        "        return _debezium_topic_name(ctx, self.entity_name)",
+    ]
 
 
 def _field_reference(column_name: str, ref: Expr) -> list[str]:
