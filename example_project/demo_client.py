@@ -72,6 +72,19 @@ def main() -> None:
     code, found = call("GET", "/products/?min_price=10&status=active")  # updated price
     assert [p["name"] for p in found["products"]] == ["Snow Crash"], found
     print(f"search: {found['total']} active product(s) from 10.00: {found['products'][0]['name']}")
+    # Orders: MySQL, then one analytics row per product in ClickHouse (chDB by default)
+    code, order = call(
+        "POST", "/orders/", {"email": "ann@example.com", "product_ids": created[1:], "quantity": 2}
+    )
+    assert code == 201 and order["total"] == 36.0, order
+    code, order = call(
+        "POST",
+        "/orders/",
+        {"email": "bob@example.com", "product_ids": [created[1]], "channel": "app"},
+    )
+    assert code == 201 and order["total"] == 7.5, order
+    code, bad = call("POST", "/orders/", {"email": "bob@example.com", "product_ids": [created[0]]})
+    assert code == 400, bad  # Dune is deleted
     code, deleted = call("GET", f"/products/{created[0]}/")
     assert deleted["deleted"] is True, deleted
     code, _ = call("GET", "/products/999999/")

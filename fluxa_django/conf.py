@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxa_django.config import config_from_yaml
 from fluxa_django.engine import Engine
@@ -21,7 +21,12 @@ from fluxa_django.errors import ConfigError
 from fluxa_django.registry import Registry
 from fluxa_django.schema import Entity
 
-SETTING_KEYS = frozenset({"POOLS", "ENTITIES", "GENERATED_PACKAGE", "ASYNC_FLUSH", "OPTIONS"})
+if TYPE_CHECKING:
+    from fluxa_django.migrate.clickhouse import ClickhouseTable
+
+SETTING_KEYS = frozenset(
+    {"POOLS", "ENTITIES", "GENERATED_PACKAGE", "ASYNC_FLUSH", "OPTIONS", "CLICKHOUSE_TABLES"}
+)
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -70,6 +75,21 @@ def entity_classes(modules: Any) -> list[type[Entity]]:
                 and value not in found
             ):
                 found.append(value)
+    return found
+
+
+def clickhouse_tables(modules: Any) -> list[ClickhouseTable]:
+    """Every ``ClickhouseTable`` bound to a top-level name of the named modules."""
+    from fluxa_django.migrate.clickhouse import ClickhouseTable
+
+    if isinstance(modules, str) or not isinstance(modules, list | tuple):
+        raise ConfigError("settings.FLUXA['CLICKHOUSE_TABLES'] must be a list of module paths")
+    found: list[ClickhouseTable] = []
+    for name in modules:
+        module = importlib.import_module(name)
+        found.extend(
+            v for v in vars(module).values() if isinstance(v, ClickhouseTable) and v not in found
+        )
     return found
 
 
@@ -181,6 +201,8 @@ def registry_from_settings() -> Registry:
     for code, alias in aliases.items():
         registry.mysql_pools[code] = replace(registry.mysql_pools[code], django_alias=alias)
     registry.register_entity(*entity_classes(conf.get("ENTITIES", [])))
+    for table in clickhouse_tables(conf.get("CLICKHOUSE_TABLES", [])):
+        registry.register_clickhouse_table(table)
     options = conf.get("OPTIONS", {})
     if not isinstance(options, Mapping):
         raise ConfigError("settings.FLUXA['OPTIONS'] must be a dict")

@@ -29,6 +29,21 @@ cur.execute(f"CREATE DATABASE `{uri.database}` CHARACTER SET utf8mb4")
 print(f"database {uri.database} ready")
 PY
 
+step "Start the order analytics afresh (ClickHouse: chDB in .fluxa/chdb-shop unless FLUXA_EXAMPLE_CLICKHOUSE names a server)"
+"$PY" - <<'PY'
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+import django
+
+django.setup()
+from fluxa_django import get_engine
+
+pool = get_engine().clickhouse("analytics")
+pool.exec("DROP TABLE IF EXISTS order_events")
+print(f"order_events dropped on {pool.describe}")
+PY
+
 step "System checks (entity definitions, no network)"
 "$PY" manage.py check
 
@@ -55,8 +70,15 @@ done
 step "Drive it with real HTTP requests"
 "$PY" demo_client.py "http://127.0.0.1:$PORT"
 
+step "Stop the shop (chDB opens its data path in one process at a time)"
+kill $SERVER 2>/dev/null || true
+wait $SERVER 2>/dev/null || true
+
 step "Rebuild the products' Redis Search index from MySQL (searches keep working meanwhile)"
 "$PY" manage.py fluxa_reindex ProductEntity
+
+step "Revenue per product, from the order analytics in ClickHouse"
+"$PY" manage.py shop_revenue
 
 step "What MySQL holds now"
 "$PY" - <<'PY'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 SECRET_KEY = "example-only-not-secret"
 DEBUG = True
@@ -26,16 +27,20 @@ FLUXA = {
             "redis": os.environ.get("FLUXA_EXAMPLE_REDIS", "127.0.0.1:6380:0"),
             "local_cache": 100000,
         },
+        # Order analytics (shop/analytics.py): ClickHouse embedded through chDB by default,
+        # so no server is needed; FLUXA_EXAMPLE_CLICKHOUSE may name a clickhouse:// server.
         "analytics": {
             "clickhouse": {
                 "uri": os.environ.get(
-                    "FLUXA_EXAMPLE_CLICKHOUSE", "clickhouse://127.0.0.1:9000/default"
+                    "FLUXA_EXAMPLE_CLICKHOUSE",
+                    f"chdb://{Path(__file__).resolve().parents[2] / '.fluxa' / 'chdb-shop'}",
                 )
             }
         },
         "events": {"kafka": {"brokers": [os.environ.get("FLUXA_EXAMPLE_KAFKA", "127.0.0.1:9092")]}},
     },
     "ENTITIES": ["shop.entities"],
+    "CLICKHOUSE_TABLES": ["shop.analytics"],
     "GENERATED_PACKAGE": "shop.fluxa",
     "OPTIONS": {"app_name": "shop"},
 }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.urls import path
-from shop import views
+from shop import orders, views
 
 urlpatterns = [
     path("categories/", views.create_category),
     path("products/", views.products),
     path("products/<int:product_id>/", views.product),
+    path("orders/", orders.orders),
 ]
