@@ -160,11 +160,18 @@ class EntitySchema:
         raise KeyError(f"entity {self.name} has no field {name!r}")
 
     def stamp(self) -> str:
-        """12 hex digits identifying what generated code depends on: table, pools, each
-        column's name, kind, SQL type and value rules (not its character set or
-        collation, which are pool options) and the indexes. Generated providers carry
+        """12 hex digits identifying what generated code depends on: table, pools (caches,
+        search, Debezium), each column's name, kind, SQL type and value rules (not its
+        character set or collation, which are pool options) and the indexes. Generated providers carry
         it (``schema_stamp``)."""
-        parts = [self.table, self.mysql_pool, str(self.redis_cache), str(self.local_cache)]
+        parts = [
+            self.table,
+            self.mysql_pool,
+            str(self.redis_cache),
+            str(self.local_cache),
+            str(self.redis_search),
+            str(self.debezium),
+        ]
         for c in self.columns:
             enum_class = c.enum_class.__qualname__ if c.enum_class else ""
             parts.append(

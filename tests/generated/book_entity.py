@@ -272,7 +272,7 @@ class _BookEntityProvider(ProviderBase[BookEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "BookEntity"
-    schema_stamp = "35cd8553caba"
+    schema_stamp = "80b54775c792"
     id_max = 4294967295
     select_sql = "SELECT `id`,`title`,`isbn`,`summary`,`pages`,`balance`,`price`,`rating`,`in_stock`,`published`,`updated_at`,`genre`,`tags`,`category`,`note`,`fake_delete` FROM `BookEntity`"
     count_sql = "SELECT COUNT(*) FROM `BookEntity`"

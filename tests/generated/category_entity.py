@@ -47,7 +47,7 @@ class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "CategoryEntity"
-    schema_stamp = "be43d707fa8b"
+    schema_stamp = "0196c9684f80"
     id_max = 65535
     select_sql = "SELECT `id`,`name` FROM `CategoryEntity`"
     count_sql = "SELECT COUNT(*) FROM `CategoryEntity`"

@@ -66,7 +66,7 @@ class _DeletableUserEntityProvider(ProviderBase[DeletableUserEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "DeletableUserEntity"
-    schema_stamp = "81b8281e5ee4"
+    schema_stamp = "9d791127b231"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`fake_delete` FROM `DeletableUserEntity`"
     count_sql = "SELECT COUNT(*) FROM `DeletableUserEntity`"

@@ -674,7 +674,7 @@ class _EveryTypeEntityProvider(ProviderBase[EveryTypeEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "EveryTypeEntity"
-    schema_stamp = "0bf40c264f4d"
+    schema_stamp = "1a1de6e7cbc9"
     id_max = 4294967295
     select_sql = "SELECT `id`,`u8`,`u16`,`u32`,`u32m`,`u64`,`i8`,`i16`,`i32`,`i32m`,`i64`,`plain_int`,`n_u8`,`n_i64`,`flag`,`n_flag`,`ratio`,`n_ratio`,`money`,`rounded`,`positive`,`text`,`n_text`,`short`,`long_text`,`n_long_text`,`data`,`n_data`,`medium_data`,`long_data`,`day`,`n_day`,`moment`,`n_moment`,`status`,`n_status`,`color`,`tags`,`n_tags`,`sizes`,`category`,`n_category`,`categories`,`n_categories`,`title`,`updated_at` FROM `every_type`"
     count_sql = "SELECT COUNT(*) FROM `every_type`"

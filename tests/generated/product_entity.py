@@ -183,7 +183,7 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "ProductEntity"
-    schema_stamp = "8662c7f8c14b"
+    schema_stamp = "1984db0b3aee"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`fake_delete` FROM `ProductEntity`"
     count_sql = "SELECT COUNT(*) FROM `ProductEntity`"

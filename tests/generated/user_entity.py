@@ -71,7 +71,7 @@ class _UserEntityProvider(ProviderBase[UserEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "UserEntity"
-    schema_stamp = "3bd96aa68395"
+    schema_stamp = "e90dfbb9e446"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`email`,`age` FROM `UserEntity`"
     count_sql = "SELECT COUNT(*) FROM `UserEntity`"
