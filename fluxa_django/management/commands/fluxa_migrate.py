@@ -79,7 +79,18 @@ class Command(BaseCommand):
             out.write(
                 f"Unmanaged tables (no entity owns them; never dropped unless named with --drop-table): {names}"
             )
-        if not plan.alters and not searches and not kafka.changes and not debezium.changes:
+        if clickhouse.unmanaged:
+            names = ", ".join(f"{pool}.{table}" for pool, table in clickhouse.unmanaged)
+            out.write(
+                f"Unmanaged ClickHouse tables (no definition owns them; never dropped): {names}"
+            )
+        if (
+            not plan.alters
+            and not searches
+            and not kafka.changes
+            and not debezium.changes
+            and not clickhouse.changes
+        ):
             out.write(self.style.SUCCESS("No changes: the MySQL schema matches the entities."))
             return
         self._show("Safe changes", plan.safe)
@@ -105,14 +116,19 @@ class Command(BaseCommand):
         if options["plan"]:
             out.write("--plan: nothing applied.")
             return
-        destructive = len(plan.destructive) + len(kafka.destructive) + len(debezium.destructive)
+        destructive = (
+            len(plan.destructive)
+            + len(kafka.destructive)
+            + len(debezium.destructive)
+            + len(clickhouse.destructive)
+        )
         if destructive and not options["allow_destructive"]:
             out.write(
                 self.style.WARNING(
                     f"{destructive} destructive change(s) held back; rerun with --allow-destructive to apply them."
                 )
             )
-        count = len(todo) + len(searches) + len(kafka_todo) + len(debezium_todo)
+        count = len(todo) + len(searches) + len(kafka_todo) + len(debezium_todo) + len(ch_todo)
         if not count:
             return
         if options["interactive"]:
