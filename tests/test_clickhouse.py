@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import io
 import os
+import sys
 import tempfile
+import threading
+import time
+import types
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +27,7 @@ from fluxa_django.config import ClickhouseOptions
 from fluxa_django.engine import Engine
 from fluxa_django.errors import ConfigError, DefinitionErrors, OperationalError, PoolError
 from fluxa_django.migrate.clickhouse import ClickhouseTable, apply_clickhouse, plan_clickhouse
-from tests.services import CLICKHOUSE_URI
+from tests.services import CLICKHOUSE_URI, REDIS_TEST_DB
 
 CHDB_PATH = os.path.join(tempfile.gettempdir(), f"fluxa_chdb_tests_{os.getpid()}")
 URIS = {"server": CLICKHOUSE_URI, "chdb": f"chdb://{CHDB_PATH}"}
@@ -230,3 +235,170 @@ def test_table_definition_errors() -> None:
     )
     with pytest.raises(DefinitionErrors, match="nowhere"):
         registry.build_schemas()
+
+
+# -- manage.py fluxa_migrate with ClickhouseTable definitions ---------------------------
+
+
+@pytest.fixture(params=["server", "chdb"])
+def migrate_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A ClickHouse URI whose current database holds only what the test makes (the
+    server: a database of its own; chDB: the process's path, shared with other tests)."""
+    if request.param == "chdb":
+        yield URIS["chdb"]
+        return
+    database = f"fluxa_cmd_{uuid.uuid4().hex[:8]}"
+    admin = open_clickhouse_pool("admin", CLICKHOUSE_URI, ClickhouseOptions())
+    admin.exec(f"CREATE DATABASE {database}")
+    try:
+        yield CLICKHOUSE_URI.rsplit("/", 1)[0] + "/" + database
+    finally:
+        admin.exec(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+
+
+def _migrate(uri: str, module: str, *args: str) -> str:
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from fluxa_django import conf
+
+    setting = {
+        "POOLS": {"analytics": {"clickhouse": {"uri": uri}}},
+        "ENTITIES": [],
+        "CLICKHOUSE_TABLES": [module],
+    }
+    out = io.StringIO()
+    conf.reset_engine()
+    try:
+        with override_settings(FLUXA=setting):
+            call_command("fluxa_migrate", *args, stdout=out)
+    finally:
+        conf.reset_engine()
+    return out.getvalue()
+
+
+def test_fluxa_migrate_applies_clickhouse_table_definitions(
+    migrate_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"fluxa_cmd_{uuid.uuid4().hex[:8]}"
+    stranger = f"fluxa_stranger_{uuid.uuid4().hex[:8]}"
+    module = types.ModuleType(f"tests._clickhouse_tables_{name}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    pool = open_clickhouse_pool("analytics", migrate_uri, ClickhouseOptions())
+    pool.exec(f"CREATE TABLE {stranger} (x UInt8) ENGINE = Memory")
+    pool.close()  # chDB: the command's engine opens the same path
+    try:
+        module.EVENTS = _events(name)  # type: ignore[attr-defined]
+        out = _migrate(migrate_uri, module.__name__, "--plan")
+        lines = out.splitlines()
+        unmanaged = [line for line in lines if line.startswith("Unmanaged ClickHouse tables")]
+        assert len(unmanaged) == 1 and f"analytics.{stranger}" in unmanaged[0], out
+        assert "never dropped" in unmanaged[0]
+        assert f"analytics.{name}" not in unmanaged[0]
+        start = lines.index("ClickHouse changes (1):")
+        assert lines[start + 1] == f"  [analytics] CREATE TABLE `{name}` (", out
+        assert lines[-1] == "--plan: nothing applied.", out
+        assert "Applying" not in out
+
+        out = _migrate(migrate_uri, module.__name__, "--noinput")
+        assert f"Applying ClickHouse 1/1 [analytics] create {name}" in out, out
+        assert "Applied 1 change(s)." in out
+        out = _migrate(migrate_uri, module.__name__, "--noinput")
+        assert "No changes" in out and "Applying" not in out, out
+
+        module.EVENTS = _events(name, ("channel", "String"))  # type: ignore[attr-defined]
+        out = _migrate(migrate_uri, module.__name__, "--noinput")
+        assert f"Applying ClickHouse 1/1 [analytics] add column {name}.channel" in out, out
+
+        narrower = _events(name)
+        narrower.columns[2] = type(narrower.columns[2])("amount", "Decimal(18, 4)", "0")
+        module.EVENTS = narrower  # type: ignore[attr-defined]
+        out = _migrate(migrate_uri, module.__name__, "--noinput")
+        assert "ClickHouse destructive changes (2):" in out, out
+        assert "2 destructive change(s) held back; rerun with --allow-destructive" in out
+        assert "Applying" not in out
+        out = _migrate(migrate_uri, module.__name__, "--noinput")
+        assert "ClickHouse destructive changes (2):" in out, "nothing was applied"
+
+        out = _migrate(migrate_uri, module.__name__, "--noinput", "--allow-destructive")
+        applied = [line for line in out.splitlines() if line.startswith("Applying")]
+        assert len(applied) == 2, out
+        # the server shows the default as it stores it (18.16: CAST(0, 'Decimal(12, 2)'))
+        assert applied[0].startswith(
+            f"Applying ClickHouse 1/2 [analytics] modify column {name}.amount: "
+            "Decimal(12, 2) DEFAULT "
+        ), out
+        assert applied[1] == f"Applying ClickHouse 2/2 [analytics] drop column {name}.channel"
+        out = _migrate(migrate_uri, module.__name__, "--noinput", "--allow-destructive")
+        assert "Applying" not in out and f"analytics.{stranger}" in out, out
+    finally:
+        pool = open_clickhouse_pool("analytics", migrate_uri, ClickhouseOptions())
+        pool.exec(f"DROP TABLE IF EXISTS {name}")
+        pool.exec(f"DROP TABLE IF EXISTS {stranger}")
+        pool.close()
+
+
+# -- chDB's one connection; query logging on a real context ------------------------------
+
+
+def test_a_busy_chdb_connection_fails_after_the_read_timeout() -> None:
+    pool = ChdbPool("analytics", f"chdb://{CHDB_PATH}", ClickhouseOptions(read_timeout=0.5))
+    pool.connect()
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with pool._session():  # another call holds the one connection
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(PoolError, match=r"'analytics'.*busy for 0.5s") as raised:
+            pool.query("SELECT 1")
+        waited = time.monotonic() - started
+        assert raised.value.pool == "analytics"
+        assert 0.4 <= waited < 2.0, waited
+    finally:
+        release.set()
+        thread.join()
+    assert pool.query("SELECT 1") == [(1,)], "free again once the other call is done"
+    pool.close()
+
+
+def test_calls_are_logged_on_a_context(pool: ClickhousePool) -> None:
+    registry = Registry()
+    registry.register_redis("127.0.0.1:6380", db=REDIS_TEST_DB)
+    engine = registry.validate()
+    try:
+        ctx = engine.new_context()
+        entries: list[dict[str, Any]] = []
+        ctx.register_query_logger(entries.append)
+        quiet: list[dict[str, Any]] = []
+        ctx.register_query_logger(quiet.append, mysql=False)
+        pool.insert(TABLE, [ROW], COLUMNS, ctx=ctx)
+        assert pool.query_row(
+            f"SELECT count() FROM {TABLE} WHERE id = {{id:UInt64}}", {"id": 1}, ctx=ctx
+        ) == (1,)
+        pool.exec(f"ALTER TABLE {TABLE} DELETE WHERE id = 0", ctx=ctx)
+        with pytest.raises(OperationalError):
+            pool.query("SELECT nope_column", ctx=ctx)
+        assert [(e["source"], e["pool"], e["operation"]) for e in entries] == [
+            ("clickhouse", "analytics", "INSERT"),
+            ("clickhouse", "analytics", "SELECT"),
+            ("clickhouse", "analytics", "EXEC"),
+            ("clickhouse", "analytics", "SELECT"),
+        ]
+        assert entries[0]["query"] == (
+            f"INSERT INTO `{TABLE}` (`id`, `name`, `day`, `at`, `amount`, `tags`, `note`) (1 rows)"
+        )
+        assert "{id:UInt64}" in entries[1]["query"], "the SQL as written, values apart"
+        assert [e["error"] is not None for e in entries] == [False, False, False, True]
+        assert all(e["microseconds"] >= 0 and e["finished"] >= e["started"] for e in entries)
+        assert quiet == [], "ClickHouse calls go to the loggers registered with mysql=True"
+    finally:
+        engine.close()
