@@ -47,7 +47,7 @@ class _CategoryEntityProvider(ProviderBase[CategoryEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "CategoryEntity"
-    schema_stamp = "fd1e20855551"
+    schema_stamp = "69265a300db3"
     id_max = 65535
     select_sql = "SELECT `id`,`name` FROM `CategoryEntity`"
     count_sql = "SELECT COUNT(*) FROM `CategoryEntity`"

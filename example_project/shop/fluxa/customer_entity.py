@@ -194,7 +194,7 @@ class _CustomerEntityProvider(ProviderBase[CustomerEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "CustomerEntity"
-    schema_stamp = "e8493408641e"
+    schema_stamp = "0cd7dbd90e41"
     id_max = 4294967295
     select_sql = "SELECT `id`,`email`,`name`,`age`,`score`,`balance`,`rating`,`vip`,`newsletter`,`avatar`,`birthday`,`last_seen`,`created_at` FROM `CustomerEntity`"
     count_sql = "SELECT COUNT(*) FROM `CustomerEntity`"

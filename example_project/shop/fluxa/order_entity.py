@@ -247,7 +247,7 @@ class _OrderEntityProvider(ProviderBase[OrderEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "OrderEntity"
-    schema_stamp = "73f44f33ce1a"
+    schema_stamp = "d514ef56541f"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`customer`,`products`,`coupon`,`quantity`,`small_delta`,`medium_delta`,`points`,`big_counter`,`units`,`channel`,`flags`,`receipt`,`note`,`created_at` FROM `OrderEntity`"
     count_sql = "SELECT COUNT(*) FROM `OrderEntity`"

@@ -205,7 +205,7 @@ class _ProductEntityProvider(ProviderBase[ProductEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "ProductEntity"
-    schema_stamp = "8c1c47c592cb"
+    schema_stamp = "394f0db709e1"
     id_max = 18446744073709551615
     select_sql = "SELECT `id`,`name`,`price`,`category`,`status`,`tags`,`description`,`weight`,`released`,`created_at`,`updated_at`,`fake_delete` FROM `ProductEntity`"
     count_sql = "SELECT COUNT(*) FROM `ProductEntity`"
