@@ -24,6 +24,7 @@ and, with ``register_async_flush``, the topics ``_fluxa_async_sql`` and
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -417,6 +418,7 @@ def _apply(pool: KafkaPool, admin: AdminClient, change: KafkaChange) -> None:
             err = exc.args[0] if exc.args else None
             if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
                 raise  # created meanwhile (another process migrating): nothing left to do
+        _ready(admin, change.name, change.partitions, timeout)
     elif kind == "alter_config":
         if change.reset:
             entries = [
@@ -447,6 +449,25 @@ def _apply(pool: KafkaPool, admin: AdminClient, change: KafkaChange) -> None:
         _wait(admin.delete_consumer_groups([change.name], request_timeout=timeout), timeout)
     else:  # pragma: no cover - held-back changes never reach here
         raise PoolError(f"kafka pool {pool.code!r}: unknown change {kind}", pool=pool.code)
+
+
+def _ready(admin: AdminClient, topic: str, partitions: int, timeout: float) -> None:
+    """Wait (at most ``timeout``) until the brokers' metadata show the new topic with a
+    leader for each partition: a produce right after ``fluxa_migrate`` then succeeds
+    (some brokers answer one with an error while the topic is still being set up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if (
+            found is not None
+            and found.error is None
+            and len(found.partitions) >= partitions
+            and all(p.leader >= 0 and p.error is None for p in found.partitions.values())
+        ):
+            return
+        if time.monotonic() > deadline:
+            return  # the produce will report what is wrong
+        time.sleep(0.05)
 
 
 def _wait(futures: dict[Any, Any], timeout: float) -> None:
