@@ -609,12 +609,12 @@ class RedisPool(RedisClient):
             raw = redis.Redis.from_pool(connections)
             self.describe = f"{address}/{db}"
         raw.connection_pool.owner = self  # type: ignore[attr-defined]
+        self.client = raw  # owns the connections: close() closes them
+        super().__init__(raw.connection_pool, code, raw=raw, app_name=app_name)
         if self.sentinel_manager is not None:
             self._watcher = _SwitchWatcher(self, nodes, options.master)
             self._watcher.start()
             reset_in_child(self._forked)
-        self.client = raw  # owns the connections: close() closes them
-        super().__init__(raw.connection_pool, code, raw=raw, app_name=app_name)
 
     def __repr__(self) -> str:
         return f"<RedisPool {self.code!r} {self.describe}>"
@@ -638,8 +638,8 @@ class RedisPool(RedisClient):
         identity = f"{run_id.group(1) if run_id else ''}:{replid.group(1) if replid else ''}"
         epoch = hashlib.sha256(identity.encode()).hexdigest()[:32]
         connection.fx_epoch = epoch
-        self._connections.add(connection)
         with self._epoch_lock:
+            self._connections.add(connection)
             if epoch != self.epoch:
                 self.epoch = epoch
                 self.generation += 1
@@ -676,7 +676,9 @@ class RedisPool(RedisClient):
                 break
         with contextlib.suppress(redis.RedisError, OSError):
             self.connection_pool.get_master_address()  # type: ignore[attr-defined]
-        for connection in list(self._connections):
+        with self._epoch_lock:
+            connections = list(self._connections)
+        for connection in connections:
             if (connection.host, int(connection.port)) != address:
                 sock = getattr(connection, "_sock", None)
                 if sock is not None:
