@@ -529,7 +529,13 @@ class Registry:
                 mysql[code] = pool
             redis = {}
             for code, r in self.redis_pools.items():
-                rpool = RedisPool(code, r.address, r.db, r.options)
+                rpool = RedisPool(
+                    code,
+                    r.address,
+                    r.db,
+                    r.options,
+                    app_name=str(self.options.get("app_name") or ""),
+                )
                 opened.append(rpool)
                 connect("redis", rpool)
                 redis[code] = rpool

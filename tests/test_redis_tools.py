@@ -561,12 +561,6 @@ def test_tools_raise_pool_error_when_redis_is_gone(redis_server: RedisServer) ->
         pool.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Registry.validate() builds RedisPool(code, address, db, options) without the "
-    "app_name option yet (one argument in registry.py): the tools' namespace is then the "
-    "one of an empty app_name. Remove this mark when it passes it.",
-)
 def test_the_engine_gives_its_pools_the_app_name() -> None:
     registry = Registry()
     registry.set_option("app_name", "shop")

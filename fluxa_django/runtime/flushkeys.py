@@ -39,7 +39,7 @@ UniqueIndex = tuple[str, tuple[int, ...], tuple[str, ...]]
 class FlushKeys:
     """What a flush must invalidate on one Redis pool."""
 
-    __slots__ = ("bus", "keys", "local", "pool", "tables", "unique")
+    __slots__ = ("bus", "generation", "keys", "local", "pool", "tables", "unique")
 
     def __init__(self, pool: RedisPool, bus: InvalidationBus | None) -> None:
         self.pool = pool
@@ -50,6 +50,7 @@ class FlushKeys:
         self.keys: list[str] = []  # row keys: marked before the SQL, deleted after
         self.unique: list[str] = []  # unique-index keys: deleted before and after
         self.local: dict[tuple[str, str], list[int]] = {}
+        self.generation = -1  # the Redis epoch generation the keys were marked under
 
     def _build_keys(self) -> None:
         self.keys = [t.key(i) for t, ids, _ in self.tables for i in ids]
@@ -69,6 +70,7 @@ class FlushKeys:
             self._build_keys()
             self._mark_once()
             if self.pool.generation == generation:
+                self.generation = generation
                 return
 
     def _items(self) -> list[Invalidation]:
@@ -113,6 +115,11 @@ class FlushKeys:
         if items and bus is not None:
             bus.evict_here(items)  # also lifts the block of mark()
         doomed = self.keys + self.unique
+        if self.generation >= 0 and self.pool.generation != self.generation:
+            # The server changed between the mark and now (a failover): readers use keys
+            # of the new epoch, which may hold a fill of the old row; drop those too.
+            self._build_keys()
+            doomed += self.keys + self.unique
         if not doomed and not (items and bus is not None):
             return
         pipe = self.pool.client.pipeline(transaction=False)
