@@ -263,7 +263,7 @@ class ClickhouseServerPool(ClickhousePool):
             ) from exc
         except ch_errors.Error as exc:
             self.breaker.ok()
-            self._idle.put(client)  # type: ignore[arg-type]
+            self._idle.put(client)
             raise self._failed("", exc) from exc
         else:
             self.breaker.ok()
@@ -465,7 +465,9 @@ class ChdbPool(ClickhousePool):
             settings = f"{_CHDB_SETTINGS}&max_execution_time={max(int(self.read_timeout), 1)}"
             target = self.path if self.path == ":memory:" else f"file:{self.path}"
             try:
-                self._conn = chdb.connect(f"{target}?{settings}{'&' + extra if extra else ''}")
+                self._conn = chdb.connect(  # type: ignore[no-untyped-call]
+                    f"{target}?{settings}{'&' + extra if extra else ''}"
+                )
             except Exception as exc:
                 raise PoolError(
                     f"clickhouse pool {self.code!r} ({self.describe}): {exc}", pool=self.code
