@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import hashlib
 from collections.abc import Sequence
 from decimal import Decimal
@@ -94,29 +95,26 @@ def decode_row(stamp: str, data: bytes) -> tuple[Any, ...] | None:
 def decode_rows(
     stamp: str, values: list[Any], ids: Sequence[int], width: int
 ) -> dict[int, tuple[Any, ...] | None] | None:
-    """``{id: row}`` of several entries decoded in one pass (one unpacker over the joined
-    values), or ``None`` unless every value is a current entry of its id with ``width``
-    columns (the caller then looks at the values one by one: misses, markers, a corrupt
-    value)."""
-    unpacker = msgpack.Unpacker(ext_hook=_ext, use_list=False, raw=False)
-    try:
-        unpacker.feed(b"".join(values))  # a missing key (None) raises here
-        decoded = list(unpacker)
-    except Exception:  # whatever a corrupt value makes a decoder raise
-        return None
-    if len(decoded) != len(ids):
-        return None
+    """``{id: row}`` of several entries, or ``None`` unless every value is a current entry
+    of its id with ``width`` columns (the caller then looks at the values one by one:
+    misses, markers, a corrupt value). The header check is on the bytes (``[stamp, ...``),
+    so only the row itself is looked at after decoding."""
+    unpackb, header = msgpack.unpackb, stamp_prefix(stamp)
     out: dict[int, tuple[Any, ...] | None] = {}  # (the tiers' type: no None here)
-    for id_, item in zip(ids, decoded, strict=True):
-        if type(item) is not tuple or len(item) != 2 or item[0] != stamp:
-            return None
-        row = item[1]
-        if type(row) is not tuple or len(row) != width or row[0] != id_:
-            return None
-        out[id_] = row
+    try:
+        for id_, value in zip(ids, values, strict=True):
+            if not value.startswith(header):
+                return None
+            row = unpackb(value, ext_hook=_ext, use_list=False, raw=False)[1]
+            if type(row) is not tuple or len(row) != width or row[0] != id_:
+                return None
+            out[id_] = row
+    except Exception:  # a missing key (None), or whatever a corrupt value makes it raise
+        return None
     return out
 
 
+@functools.cache
 def stamp_prefix(stamp: str) -> bytes:
     """The bytes every current entry starts with (msgpack array header + stamp)."""
     data: bytes = msgpack.packb([stamp, ()], use_bin_type=True)

@@ -76,8 +76,9 @@ class EntityBase:
         new = object.__new__
         out: list[Self] = []
         append = out.append
+        held = cache.get if cache else None  # (an empty cache, as in a fresh context: no lookups)
         for row in rows:
-            entity = cache.get(row[0]) if cache else None
+            entity = held(row[0]) if held is not None else None
             if entity is None:
                 entity = new(cls)
                 entity._ctx = ctx

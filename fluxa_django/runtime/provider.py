@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from fluxa_django.errors import EntityNotFound
 from fluxa_django.runtime.context import _MISSING, Context
@@ -183,30 +183,32 @@ class ProviderBase(Generic[E]):
         cache = ctx._kind_cache(self.kind)
         found: dict[int, E | None] = {}
         missing: list[int] = []
-        for id_ in wanted:
-            cached: Any = _MISSING if cache is None else cache.get(id_, _MISSING)
-            if cached is _MISSING:
-                missing.append(id_)
-            else:
-                found[id_] = cached
+        if not cache:  # a fresh context (or none): nothing to look up one by one
+            missing = wanted
+        else:
+            for id_ in wanted:
+                cached: Any = cache.get(id_, _MISSING)
+                if cached is _MISSING:
+                    missing.append(id_)
+                else:
+                    found[id_] = cached
         if missing:
             binding = self._binding(ctx)
             tiers = binding.tiers if self.cached else None
             if tiers is not None:
                 loaded = tiers.rows(ctx, missing)
+                if (
+                    not found
+                    and len(loaded) == len(wanted)
+                    and list(loaded) == wanted
+                    and None not in loaded.values()
+                ):
+                    # the usual case: every row found, answered in the order asked
+                    return self._hydrate(ctx, cast("Iterable[tuple[Any, ...]]", loaded.values()))
                 rows = [row for row in loaded.values() if row is not None]
             else:
                 rows = list(binding.rows.many(ctx, missing).values())
-            entities = self._hydrate(ctx, rows)
-            if not found and len(entities) == len(wanted):
-                # the usual case: nothing held by the context, every id found; the tiers
-                # answer in the order asked, which is checked rather than assumed
-                for entity, id_ in zip(entities, wanted, strict=True):
-                    if entity._row[0] != id_:
-                        break
-                else:
-                    return entities
-            for entity in entities:
+            for entity in self._hydrate(ctx, rows):
                 found[entity._row[0]] = entity
             if cache is not None:
                 for id_ in missing:
