@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 import MySQLdb
+from confluent_kafka import TopicPartition
 
 from fluxa_django.backends.mysql import DriverError, database_error, row_literals
 from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC
@@ -110,7 +111,6 @@ TRANSIENT = {1020, 1040, 1053, 1205, 1213, 1317, 1927, 2002, 2003, 2006, 2013, 2
 PERMANENT_CODES = {1054, 1136, 1292, 1364, 1366, 1406, 1264, 1265, 1048, 1146, 1064}
 BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 HOOK_BATCH = 500  # hook calls run (and deleted) per transaction
-LAG_INTERVAL = 1.0  # seconds between two lag requests to the broker (progress output)
 
 
 @dataclass
@@ -185,7 +185,7 @@ class AsyncConsumer:
         self._consumer: KafkaGroupConsumer | None = None
         self._joined = False
         self._idle_since = 0.0
-        self._lag_at = 0.0
+        self._positions: dict[tuple[str, int], int] = {}  # next offset to handle
         self._due: set[tuple[str, int]] = set()  # assigned partitions whose hooks may wait
         self._ensured: set[tuple[str, str, int]] = set()  # (pool, topic, partition) rows made
         for code in engine.mysql_pools:
@@ -200,8 +200,8 @@ class AsyncConsumer:
 
     def run(self, idle_timeout: float | None = None, max_records: int | None = None) -> Stats:
         """Consume until ``stop()``, until no record came for ``idle_timeout`` seconds
-        (counted from the group's first assignment), or until ``max_records`` records
-        were handled."""
+        (counted from the group's first assignment; a member that gets no partition stops
+        a session timeout later), or until ``max_records`` records were handled."""
         found = self.engine.registry.async_flush
         assert found is not None  # kafka_pool_code() checked it
         consumer = self.kafka.consumer_group(
@@ -220,8 +220,10 @@ class AsyncConsumer:
                 messages = consumer.poll(timeout=0.5, max_records=self.batch)
                 if not messages:
                     idle = time.monotonic() - self._idle_since
-                    if idle_timeout is not None and self._joined and idle > idle_timeout:
-                        break
+                    if idle_timeout is not None and idle > idle_timeout + (
+                        0.0 if self._joined else self._session_timeout()
+                    ):
+                        break  # (joining is not idle time: a session more to get partitions)
                     continue
                 now = time.monotonic()
                 self._idle_since = now
@@ -243,14 +245,34 @@ class AsyncConsumer:
             consumer.close()
         return self.stats
 
+    def _session_timeout(self) -> float:
+        """Seconds of the group's session (librdkafka's 45 s unless configured)."""
+        found = self.engine.registry.async_flush
+        group = self.kafka.groups.get(found[1].consumer_group) if found else None
+        ms = self.config.get("session.timeout.ms") or (group.session_timeout_ms if group else 0)
+        return int(ms or 45_000) / 1000
+
     def _report(self, consumer: KafkaGroupConsumer) -> None:
         assert self.progress is not None
-        now = time.monotonic()
-        if now - self._lag_at >= LAG_INTERVAL:  # two broker requests per partition
-            self._lag_at = now
-            with contextlib.suppress(FluxaError):
-                self.stats.lag = dict(consumer.lag())
+        self.stats.lag = self._lag(consumer)
         self.progress(self.stats)
+
+    def _lag(self, consumer: KafkaGroupConsumer) -> dict[tuple[str, int], int]:
+        """Records not yet handled per assigned partition, from the high watermarks the
+        last fetches brought (no broker request: ``KafkaGroupConsumer.lag()`` asks the
+        broker for each partition, 0.5 s each on Tansu, long enough to miss heartbeats)."""
+        raw = getattr(consumer, "_consumer", None)  # the confluent_kafka.Consumer
+        if raw is None:
+            return {}
+        lag: dict[tuple[str, int], int] = {}
+        for key in consumer.assignment():
+            high = -1
+            with contextlib.suppress(Exception):  # not known yet
+                _, high = raw.get_watermark_offsets(TopicPartition(*key), cached=True)
+            position = self._positions.get(key)
+            if high >= 0 and position is not None:
+                lag[key] = max(0, int(high) - position)
+        return lag
 
     def _assigned(self, partitions: list[tuple[str, int]]) -> None:
         self._joined = True  # the idle timeout counts from the group's first assignment
@@ -270,6 +292,7 @@ class AsyncConsumer:
     def _handle(self, messages: Sequence[KafkaRecord]) -> None:
         runs: dict[tuple[str, int, str], list[_Item]] = {}
         for message in messages:
+            self._positions[(message.topic, message.partition)] = message.offset + 1
             value = message.value or b""
             namespace = record_namespace(value)
             if namespace is not None and namespace not in self.namespaces:
