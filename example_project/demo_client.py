@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -92,5 +93,53 @@ def main() -> None:
     print("demo client: all requests behaved as expected")
 
 
+def async_orders(count: int = 12) -> None:
+    """Orders through Kafka (``make demo`` runs this while ``fluxa_consume_async`` runs):
+    each POST /orders/async/ is answered at once with the order's id; MySQL holds the
+    order once the consumer applied it."""
+    code, listing = call("GET", "/products/?status=active")
+    products = [p["id"] for p in listing["products"]]
+    ids: list[int] = []
+    for number in range(count):
+        code, accepted = call(
+            "POST",
+            "/orders/async/",
+            {
+                "email": "ann@example.com",
+                "product_ids": [products[number % len(products)]],
+                "quantity": number + 1,
+            },
+        )
+        assert code == 202, accepted
+        ids.append(accepted["id"])
+    code, _ = call("GET", f"/orders/{ids[-1]}/")  # 404 until the consumer applied it
+    shown, deadline = -1, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        applied = sum(1 for i in ids if quiet("GET", f"/orders/{i}/")[0] == 200)
+        if applied != shown:
+            print(f"MySQL holds {applied} of the {count} async orders")
+            shown = applied
+        if applied == count:
+            break
+        time.sleep(0.5)
+    assert shown == count, f"only {shown} of {count} async orders were applied"
+    code, order = call("GET", f"/orders/{ids[-1]}/")
+    assert code == 200 and order["quantity"] == count, order
+    print("demo client: every async order was written once")
+
+
+def quiet(method: str, path: str) -> tuple[int, Any]:
+    """A request that prints nothing (polling)."""
+    request = urllib.request.Request(BASE + path, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[2:] == ["async-orders"]:
+        async_orders()
+    else:
+        main()

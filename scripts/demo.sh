@@ -70,6 +70,18 @@ done
 step "Drive it with real HTTP requests"
 "$PY" demo_client.py "http://127.0.0.1:$PORT"
 
+step "Orders through Kafka: flush_async answers at once, fluxa_consume_async writes them"
+# The shop's consumer group (FLUXA['ASYNC_FLUSH']) joins Tansu's group coordinator in about
+# half its session timeout: 6 s here (librdkafka's default of 45 s would take 23 s).
+# (It needs no ClickHouse: its own chDB path keeps it off the server's, which chDB locks.)
+FLUXA_EXAMPLE_CLICKHOUSE="chdb://$PWD/../.fluxa/chdb-consumer" \
+    "$PY" manage.py fluxa_consume_async --idle-timeout 3 --session-timeout-ms 6000 \
+    --progress-interval 0 &
+CONSUMER=$!
+trap 'kill $CONSUMER $SERVER 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+"$PY" demo_client.py "http://127.0.0.1:$PORT" async-orders
+wait $CONSUMER
+
 step "Stop the shop (chDB opens its data path in one process at a time)"
 kill $SERVER 2>/dev/null || true
 wait $SERVER 2>/dev/null || true

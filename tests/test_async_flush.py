@@ -18,7 +18,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from fluxa_django import Engine, PoolError, Registry
 from fluxa_django.conf import entity_classes
-from fluxa_django.config import ASYNC_SQL_TOPIC, AsyncFlushOptions
+from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC, ASYNC_SQL_TOPIC, AsyncFlushOptions
 from fluxa_django.migrate import apply_alters, plan_mysql
 from fluxa_django.runtime.async_consume import AsyncConsumer, Stats
 from fluxa_django.runtime.async_flush import AsyncRecord, namespace_of
@@ -31,8 +31,10 @@ from tests.services import KAFKA_BROKER, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 @pytest.fixture
 def engine(mysql_db: str) -> Iterator[Engine]:
     admin = AdminClient({"bootstrap.servers": KAFKA_BROKER})
-    if ASYNC_SQL_TOPIC not in admin.list_topics(timeout=5).topics:
-        for future in admin.create_topics([NewTopic(ASYNC_SQL_TOPIC, 1, 1)]).values():
+    live = admin.list_topics(timeout=5).topics
+    missing = [t for t in (ASYNC_SQL_TOPIC, ASYNC_SQL_FAILED_TOPIC) if t not in live]
+    if missing:  # (one partition: Tansu cannot add partitions later)
+        for future in admin.create_topics([NewTopic(t, 1, 1) for t in missing]).values():
             try:
                 future.result(10)
             except Exception as exc:  # created meanwhile by another run

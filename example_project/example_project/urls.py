@@ -10,4 +10,6 @@ urlpatterns = [
     path("products/", views.products),
     path("products/<int:product_id>/", views.product),
     path("orders/", orders.orders),
+    path("orders/async/", views.place_order_async),
+    path("orders/<int:order_id>/", views.order),
 ]

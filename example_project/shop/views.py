@@ -1,8 +1,11 @@
 """JSON views of the example shop. Every write goes through ``request.fluxa``;
-FluxaContextMiddleware flushes it once after the view returns."""
+FluxaContextMiddleware flushes it once after the view returns, except for
+``place_order_async``, which publishes its order to Kafka with ``flush_async`` for
+``manage.py fluxa_consume_async`` to write (the synchronous orders are in ``orders.py``)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -10,9 +13,17 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from fluxa_django import Pager, RedisSearchQuery
+from fluxa_django import Pager, PoolError, RedisSearchQuery
 from fluxa_django.middleware import FluxaHttpRequest
-from shop.fluxa import CategoryEntityProvider, ProductEntity, ProductEntityProvider, Status, Tag
+from shop.fluxa import (
+    CategoryEntityProvider,
+    CustomerEntityProvider,
+    OrderEntityProvider,
+    ProductEntity,
+    ProductEntityProvider,
+    Status,
+    Tag,
+)
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -103,3 +114,43 @@ def product(request: FluxaHttpRequest, product_id: int) -> JsonResponse:
     elif request.method == "DELETE":
         found.delete()
     return JsonResponse(_product(found))
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def place_order_async(request: FluxaHttpRequest) -> JsonResponse:
+    """An order accepted at once (202) and written by ``manage.py fluxa_consume_async``:
+    ``flush_async`` publishes it to Kafka, so the middleware's flush finds nothing left to
+    write. Its id is known now (``new()`` allocates it); the row exists once the consumer
+    applied it. The customer must exist already: a customer created in the same async
+    flush would not be found by its email until then, and a second order would create it
+    twice."""
+    ctx = request.fluxa
+    data = _body(request)
+    try:
+        customer = CustomerEntityProvider.get_by_unique_index_email(ctx, str(data["email"]))
+        if customer is None:
+            return JsonResponse({"error": f"no customer {data['email']}"}, status=404)
+        order = OrderEntityProvider.new(ctx)
+        order.customer_id = customer.id
+        order.products_ids = [int(i) for i in data.get("product_ids", [])]
+        order.quantity = int(data.get("quantity", 1))
+        order.channel = "app"
+        order.created_at = datetime.datetime.now().replace(microsecond=0)
+    except (KeyError, TypeError, ValueError) as exc:
+        ctx.clear_flush()
+        return JsonResponse({"error": str(exc)}, status=400)
+    try:
+        ctx.flush_async(update_cache=False)
+    except PoolError as exc:  # not published: it will never be written
+        ctx.clear_flush()
+        return JsonResponse({"error": f"order not accepted: {exc}"}, status=503)
+    return JsonResponse({"id": order.id, "customer": customer.id, "status": "accepted"}, status=202)
+
+
+@require_http_methods(["GET"])
+def order(request: FluxaHttpRequest, order_id: int) -> JsonResponse:
+    found = OrderEntityProvider.get_by_id(request.fluxa, order_id)
+    if found is None:
+        return JsonResponse({"error": f"order {order_id} not found (yet)"}, status=404)
+    return JsonResponse({"id": found.id, "customer": found.customer_id, "quantity": found.quantity})
