@@ -16,8 +16,10 @@ locks that row (``SELECT ... FOR UPDATE``) and skips the records below it, so:
 Kafka offsets are committed after the MySQL commit, only to spare replays.
 
 After the commit, as after a synchronous flush: the cache keys of the changed rows
-are released (marked before the SQL, so no reader fills an old row meanwhile),
-search documents are made equal to MySQL, and the after-hooks run.
+are released (marked before the SQL, so no reader fills an old row meanwhile; for
+``update_cache=True`` records the markers replace the rows the request wrote, so readers
+read MySQL during the transaction), search documents are made equal to MySQL, and the
+after-hooks run.
 
 After-hooks: their calls are written to ``_fluxa_async_hooks`` in the batch's
 transaction. They then run in transactions of their own that lock the calls (``FOR
@@ -391,7 +393,6 @@ class AsyncConsumer:
         self._ensure_row(pool, topic, partition)
         ctx = self.engine.new_context()
         mysql = self.engine.mysql(pool)
-        marked: list[FlushKeys] = []
         released: list[FlushKeys] = []
         todo: list[_Item] = []
         hooks = 0
@@ -407,8 +408,11 @@ class AsyncConsumer:
                         self.stats.skipped += len(items)
                         return
                     records = [i.record for i in todo]
-                    marked = self._mark(ctx, [r for r in records if not r.update_cache])
-                    released = [*marked, *self._keys(ctx, [r for r in records if r.update_cache])]
+                    # The keys of update_cache=True records too: their rows, which the request
+                    # wrote into the Redis cache, give way to write markers until the commit
+                    # (readers read MySQL meanwhile), so that no reader that missed them
+                    # leaves an old row in a cache, as for a synchronous flush.
+                    released = self._mark(ctx, records)
                     rows = self._execute(ctx, raw, cur, pool, records)
                     hooks = self._record_hooks(cur, pool, topic, partition, records)
                     self._set_next(cur, pool, topic, partition, todo[-1].message.offset + 1)

@@ -490,6 +490,10 @@ class Consumer:
             pass
         return sorted(self.last.get("partitions", []))
 
+    def terminate(self) -> None:
+        """SIGTERM: the consumer stops after the batch it is applying."""
+        self.process.send_signal(signal.SIGTERM)
+
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGKILL)

@@ -194,7 +194,8 @@ def dead_letters(broker: str, namespace: str | None) -> list[dict[str, Any]]:
 
 def test_a_consumer_killed_again_and_again_applies_every_write_once(pair: Pair) -> None:
     """10,000 writes (inserts, updates, soft and hard deletes on four tables, three records
-    that fail for good), a consumer SIGKILLed at random points six times and restarted
+    that fail for good), a consumer stopped by SIGTERM, then SIGKILLed at random points six
+    times and restarted
     (half of them never committing offsets to Kafka, so that the next one replays what
     they read): MySQL ends as the synchronous flushes left the other database, hooks
     once each, no record dead-lettered but the three."""
@@ -204,6 +205,13 @@ def test_a_consumer_killed_again_and_again_applies_every_write_once(pair: Pair) 
     synchronous = pair.publish(workload)
     published = time.monotonic() - started
     assert synchronous.failed == 3, "the poison flushes fail when flushed synchronously too"
+
+    # SIGTERM first: the consumer ends the batch it is applying and stops cleanly
+    consumer = pair.consumer(batch=5)
+    assert consumer.wait_for(lambda e: e["applied"] > 0, 30), consumer.output()
+    consumer.terminate()
+    terminated = consumer.finish(15)
+    assert terminated["applied"] > 0 and terminated["lag"] > 0, "stopped halfway"
 
     kills: list[dict[str, Any]] = []
     while len(kills) < KILLS:
