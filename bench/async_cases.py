@@ -27,7 +27,15 @@ from typing import Any, cast
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.case import Case
-from bench.environment import INSERT_SQL, ROWS, TABLE, BenchEnv, Record, build_registry
+from bench.environment import (
+    INSERT_SQL,
+    LOCAL_TABLE,
+    ROWS,
+    TABLE,
+    BenchEnv,
+    Record,
+    build_registry,
+)
 from bench.models import BenchItem
 from bench.results import TIMES, CaseResult, Target
 from bench.timing import BulkContender, Samples, bulk, fastest
@@ -110,9 +118,12 @@ class AsyncEnv:
             with contextlib.suppress(Exception):
                 future.result(10)
 
-    def new_items(self, ctx: Context, records: list[Record], with_ids: bool = False) -> None:
-        """New entities of ``BenchItemEntity`` holding ``records`` (``with_ids``: their ids)."""
-        provider = cast(Any, self.env.provider)
+    def new_items(
+        self, ctx: Context, records: list[Record], with_ids: bool = False, local: bool = False
+    ) -> None:
+        """New entities of ``BenchItemEntity`` (``local``: ``BenchLocalItemEntity``, with
+        the local and Redis cache tiers) holding ``records`` (``with_ids``: their ids)."""
+        provider = cast(Any, self.env.local_provider if local else self.env.provider)
         for r in records:
             item = provider.new_with_id(ctx, r.id) if with_ids else provider.new(ctx)
             item.name = r.name
@@ -132,14 +143,15 @@ class AsyncEnv:
 class _Flush:
     """``FLUSH_ROWS`` new entities in a fresh context (untimed); ``run`` writes them."""
 
-    def __init__(self, aenv: AsyncEnv, first: int) -> None:
+    def __init__(self, aenv: AsyncEnv, first: int, local: bool = False) -> None:
         self.aenv = aenv
         self.records = aenv.env.records[first : first + FLUSH_ROWS]
+        self.local = local  # BenchLocalItemEntity (local + Redis cache tiers)
         self.ctx = aenv.engine.new_context()
 
     def prepare(self) -> None:
         self.ctx = self.aenv.engine.new_context()
-        self.aenv.new_items(self.ctx, self.records)
+        self.aenv.new_items(self.ctx, self.records, local=self.local)
 
     def run(self) -> None:
         raise NotImplementedError
@@ -149,8 +161,8 @@ class _Flush:
 
 
 class _FlushAsync(_Flush):
-    def __init__(self, aenv: AsyncEnv, first: int, update_cache: bool) -> None:
-        super().__init__(aenv, first)
+    def __init__(self, aenv: AsyncEnv, first: int, update_cache: bool, local: bool = False) -> None:
+        super().__init__(aenv, first, local)
         self.update_cache = update_cache
 
     def run(self) -> None:
@@ -206,25 +218,39 @@ class FlushAsyncRequest(Case):
             "raw": _FlushSync(aenv, FLUSH_ROWS),
             "django": _DjangoCreate(aenv, 2 * FLUSH_ROWS),
             "cache": _FlushAsync(aenv, 3 * FLUSH_ROWS, update_cache=True),
+            "fluxa_local": _FlushAsync(aenv, 4 * FLUSH_ROWS, update_cache=False, local=True),
+            "raw_local": _FlushSync(aenv, 5 * FLUSH_ROWS, local=True),
         }
         try:
             samples = bulk(contenders, runs, warmup=3)
             steady = self._back_to_back(aenv)
         finally:
             self.env.seed()  # the sync flushes and Django added rows; the others read it
+            self.env.seed(LOCAL_TABLE)
             aenv.skip_to_end()  # nobody applies the published records
         fluxa, sync = fastest(steady["fluxa"]), fastest(steady["raw"])
+        cached, cached_sync = fastest(steady["fluxa_local"]), fastest(steady["raw_local"])
+        apart, apart_sync = fastest(samples["fluxa_local"]), fastest(samples["raw_local"])
         return self.result(
             samples,
             f"per flush of {FLUSH_ROWS} rows",
             extras={"fluxa flush_async(update_cache=True)": fastest(samples["cache"])},
-            detail={"back_to_back_ns": {k: fastest(v) for k, v in steady.items()}},
+            detail={
+                "back_to_back_ns": {k: fastest(v) for k, v in steady.items()},
+                "local_ns": {"fluxa": apart, "sync": apart_sync},
+            },
             notes=[
                 f"back to back ({BACK_TO_BACK} calls in a row, no collection between; the "
                 f"fastest round's median): flush_async {fluxa / 1e6:.2f} ms, sync flush "
                 f"{sync / 1e6:.2f} ms ({fluxa / sync:.2f}{TIMES}); the table's runs are "
                 "apart (gc.collect() and new entities between two), after which the "
                 "broker's acknowledgement takes longer (threads woken from idle)",
+                f"BenchLocalItemEntity (local + Redis cache tiers: the synchronous flush "
+                f"marks and releases the cache keys in Redis, flush_async(update_cache=False) "
+                f"leaves them to the consumer): flush_async {apart / 1e6:.2f} ms, sync flush "
+                f"{apart_sync / 1e6:.2f} ms ({apart / apart_sync:.2f}{TIMES}) as in the table; "
+                f"back to back {cached / 1e6:.2f} ms and {cached_sync / 1e6:.2f} ms "
+                f"({cached / cached_sync:.2f}{TIMES})",
                 "fluxa: flush_async(update_cache=False) (validate, plan, encode one record, "
                 "produce it and wait for the broker's acknowledgement); raw: ctx.flush() of "
                 "the same 100 new entities (INSERT + COMMIT); django: bulk_create of 100 "
@@ -238,20 +264,20 @@ class FlushAsyncRequest(Case):
         """Calls in a row: the contexts of a round are built first (untimed), then flushed
         one after the other; rounds alternate between the two contenders."""
         rounds = 8 if self.scale.bulk_runs > 2 else 3
-        samples = {name: Samples(BACK_TO_BACK) for name in ("fluxa", "raw")}
+        names = ["fluxa", "raw", "fluxa_local", "raw_local"]
+        samples = {name: Samples(BACK_TO_BACK) for name in names}
         records = self.env.records[:FLUSH_ROWS]
         for round_ in range(rounds):
-            names = ["fluxa", "raw"] if round_ % 2 == 0 else ["raw", "fluxa"]
-            for name in names:
+            for name in names[round_ % 4 :] + names[: round_ % 4]:
                 contexts = []
                 for _ in range(BACK_TO_BACK):
                     ctx = aenv.engine.new_context()
-                    aenv.new_items(ctx, records)
+                    aenv.new_items(ctx, records, local=name.endswith("_local"))
                     contexts.append(ctx)
                 gc.collect()
                 for ctx in contexts:
                     started = time.perf_counter_ns()
-                    if name == "fluxa":
+                    if name.startswith("fluxa"):
                         ctx.flush_async(update_cache=False)
                     else:
                         ctx.flush()
