@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import msgpack
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -21,7 +22,12 @@ from fluxa_django.conf import entity_classes
 from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC, ASYNC_SQL_TOPIC, AsyncFlushOptions
 from fluxa_django.migrate import apply_alters, plan_mysql
 from fluxa_django.runtime.async_consume import AsyncConsumer, Stats
-from fluxa_django.runtime.async_flush import AsyncRecord, namespace_of
+from fluxa_django.runtime.async_flush import (
+    AsyncRecord,
+    namespace_of,
+    record_namespace,
+    records_of,
+)
 from fluxa_django.runtime.provider import ProviderBase
 from fluxa_django.testing.plugin import clear_redis_db
 from tests.generated import CategoryEntityProvider, ProductEntityProvider, Status
@@ -139,6 +145,47 @@ def test_update_cache_true_reads_your_writes_before_mysql(engine: Engine) -> Non
     assert engine.mysql().query("SELECT price FROM ProductEntity") != [(12.25,)]
     fresh = ProductEntityProvider.get_by_id(engine.new_context(), dune.id)
     assert fresh is not None and fresh.price == 12.25  # the Redis row cache has it
+
+
+def test_changes_that_plan_to_nothing_publish_nothing_at_once(engine: Engine) -> None:
+    """A tracked entity whose flush writes nothing (a soft delete again) publishes no
+    record (an empty one was published), and flush_async returns at once (with no record
+    at all it waited delivery_timeout + 1 s for acknowledgements)."""
+    ctx = engine.new_context()
+    books = CategoryEntityProvider.new(ctx)
+    books.name = "Books"
+    dune = ProductEntityProvider.new(ctx)
+    dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    ctx.flush()
+    dune.delete()
+    ctx.flush()
+    dune.delete()  # already soft-deleted: tracked, nothing to write
+    assert ctx.tracked == [dune]
+    assert records_of(ctx, update_cache=True)[0] == []
+    started = time.monotonic()
+    ctx.flush_async(update_cache=True)
+    assert time.monotonic() - started < 1.0 and ctx.tracked == []
+
+
+def test_the_namespace_is_read_without_decoding_the_record(engine: Engine) -> None:
+    ctx = engine.new_context()
+    books = CategoryEntityProvider.new(ctx)
+    books.name = "Books"
+    (record,), _ = records_of(ctx, update_cache=False)
+    data = record.encode()
+    assert record_namespace(data) == record.namespace == namespace_of(engine, "default")
+    assert AsyncRecord.decode(data) == record
+    for garbage in (b"", b"not msgpack \xc1", msgpack.packb([1, 2]), msgpack.packb({"v": 1})):
+        assert record_namespace(garbage) is None
+        with pytest.raises(ValueError, match="undecodable async flush record"):
+            AsyncRecord.decode(garbage)
+    # another version of the format: the namespace is still read (a consumer skips another
+    # application's record whatever its version)
+    other = msgpack.packb({"v": 9, "ns": "elsewhere"})
+    assert record_namespace(other) == "elsewhere"
+    with pytest.raises(ValueError, match="not a version 2"):
+        AsyncRecord.decode(other)
+    ctx.clear_flush()
 
 
 def test_a_failed_produce_raises_and_leaves_the_entities_dirty(mysql_db: str) -> None:

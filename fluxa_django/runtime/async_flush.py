@@ -233,7 +233,9 @@ def _default(value: Any) -> Any:
 
 def records_of(ctx: Context, update_cache: bool) -> tuple[list[AsyncRecord], dict[str, Any]]:
     """Plan the context's changes (raises before anything is published on bad input) and
-    build one record per (pool, table); also returns the plan."""
+    build one record per (pool, table) with something to write (a table whose entities
+    all planned to nothing, such as a repeated soft delete, gets none); also returns the
+    plan."""
     pools = plan(ctx)
     flush_id = uuid.uuid4().hex
     records: list[AsyncRecord] = []
@@ -241,7 +243,8 @@ def records_of(ctx: Context, update_cache: bool) -> tuple[list[AsyncRecord], dic
         namespace = namespace_of(ctx.engine, pool_code)
         for name in sorted(pools[pool_code]):
             table = pools[pool_code][name]
-            records.append(_record(flush_id, namespace, pool_code, table, update_cache))
+            if table.inserts or table.updates or table.deletes:
+                records.append(_record(flush_id, namespace, pool_code, table, update_cache))
     return records, pools
 
 
