@@ -22,6 +22,7 @@ import binascii
 import datetime
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -170,8 +171,9 @@ def connector_config(
         "database.password": opts.password if opts.password is not None else uri.password,
         "database.server.id": str(server_id(mysql_pool)),
         "topic.prefix": name,
-        "database.include.list": uri.database,
-        "table.include.list": ",".join(sorted(f"{uri.database}.{t}" for t in tables)),
+        # both are regular expressions for Debezium: names are matched literally
+        "database.include.list": re.escape(uri.database),
+        "table.include.list": ",".join(sorted(re.escape(f"{uri.database}.{t}") for t in tables)),
         "include.schema.changes": "false",
         "decimal.handling.mode": opts.decimal_handling_mode,
         "key.converter": JSON_CONVERTER,

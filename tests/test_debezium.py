@@ -328,7 +328,7 @@ def test_plan_and_apply_connector(connect: FakeConnect, engines: list[Engine]) -
     plan = plan_debezium(engine)
     assert [str(c) for c in plan.changes] == [
         f"[default] CREATE debezium connector 'fluxa_default' on {connect.url} "
-        f"({MARIADB_CONNECTOR}; tables {DBZ_DATABASE}.DbzCategory,{DBZ_DATABASE}.DbzProduct)"
+        f"({MARIADB_CONNECTOR}; tables {DBZ_DATABASE}\\.DbzCategory,{DBZ_DATABASE}\\.DbzProduct)"
     ]
     assert apply_debezium(engine, plan.safe) == 1
     config = connect.connectors["fluxa_default"]
@@ -342,8 +342,8 @@ def test_plan_and_apply_connector(connect: FakeConnect, engines: list[Engine]) -
         "database.password": PASSWORD,
         "database.server.id": str(server_id("default")),
         "topic.prefix": "fluxa_default",
-        "database.include.list": DBZ_DATABASE,
-        "table.include.list": f"{DBZ_DATABASE}.DbzCategory,{DBZ_DATABASE}.DbzProduct",
+        "database.include.list": DBZ_DATABASE,  # (no regex character in it)
+        "table.include.list": f"{DBZ_DATABASE}\\.DbzCategory,{DBZ_DATABASE}\\.DbzProduct",
         "include.schema.changes": "false",
         "decimal.handling.mode": "precise",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -378,7 +378,7 @@ def test_changed_definition_updates_and_leftover_is_destructive(
     assert sorted(connect.connectors) == ["fluxa_default", "someone_else"]
     assert connect.connectors["fluxa_default"]["snapshot.mode"] == "never"
     assert connect.connectors["fluxa_default"]["table.include.list"] == (
-        f"{DBZ_DATABASE}.DbzCategory"
+        f"{DBZ_DATABASE}\\.DbzCategory"  # a regex for Debezium: the dot matched literally
     )
 
 
@@ -696,3 +696,73 @@ def test_malformed_events_are_refused(product_schema: EntitySchema) -> None:
         bad = row(unscaled(1))
         del bad["note"]
         parse_debezium_event(json.dumps(envelope("c", None, bad)), product_schema)
+
+
+# -- consuming through Tansu ---------------------------------------------------------------------
+
+
+def test_debezium_consumer_yields_typed_events_from_the_broker(
+    connect: FakeConnect, engines: list[Engine]
+) -> None:
+    """What a connector would write to the entity's topic (created here on the real Tansu,
+    as Connect cannot run on this machine) comes out of ``DebeziumConsumer`` as typed
+    events, tombstones left out, and committed offsets are where a new member resumes."""
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    from fluxa_django import KafkaConsumerGroup
+    from fluxa_django.debezium import DebeziumConsumer
+
+    registry = registry_for(connect.url, DbzCategory)
+    topic = debezium_topic_name(registry, DbzCategory)
+    group = f"{DBZ_DATABASE}.dbz-consumer"
+    registry.register_kafka_consumer_group(KafkaConsumerGroup(group, "default").topics(topic))
+    engine = registry.validate()
+    engines.append(engine)
+    admin = AdminClient({"bootstrap.servers": KAFKA_BROKER})
+    admin.delete_topics([topic])  # a leftover of an interrupted run
+    admin.delete_consumer_groups([group])
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(10)
+    try:
+        pool = engine.kafka("default")
+        source = {**SOURCE, "table": "DbzCategory"}
+        created = {
+            "before": None,
+            "after": {"id": 5, "name": "Books"},
+            "source": source,
+            "op": "c",
+            "ts_ms": 1700000000200,
+        }
+        updated = {
+            "before": {"id": 5, "name": "Books"},
+            "after": {"id": 5, "name": "Novels"},
+            "source": source,
+            "op": "u",
+            "ts_ms": 1700000000300,
+        }
+        deleted = {
+            "before": {"id": 5, "name": "Novels"},
+            "after": None,
+            "source": source,
+            "op": "d",
+            "ts_ms": 1700000000400,
+        }
+        for value in (created, updated, deleted):
+            pool.produce_sync(topic, json.dumps(value), key=json.dumps({"id": 5}))
+        pool.produce_sync(topic, None, key=json.dumps({"id": 5}))  # the delete's tombstone
+        config = {"session.timeout.ms": 3000}
+        with DebeziumConsumer(engine, group, [DbzCategory], config=config) as consumer:
+            events = list(consumer.events(idle_timeout=2))
+            assert [(e.op, e.id) for e in events] == [("c", 5), ("u", 5), ("d", 5)]
+            assert events[0].after == {"id": 5, "name": "Books"} and events[0].before is None
+            assert events[1].before == {"id": 5, "name": "Books"}
+            assert events[1].after == {"id": 5, "name": "Novels"}
+            assert events[2].after is None and events[2].source.table == "DbzCategory"
+            consumer.commit(events[:2])
+        with DebeziumConsumer(engine, group, [DbzCategory], config=config) as again:
+            rest = list(again.events(idle_timeout=2))
+            assert [(e.op, e.offset) for e in rest] == [("d", 2)]  # resumed after the commit
+    finally:
+        admin.delete_topics([topic])
+        admin.delete_consumer_groups([group])
