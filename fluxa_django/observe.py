@@ -25,6 +25,9 @@ class QueryLog(Protocol):
 
     _loggers: list[Any]
 
+    @property
+    def logging(self) -> bool: ...
+
     def _log(
         self,
         source: str,

@@ -94,6 +94,7 @@ def test_errors_are_ours_and_logged_on_the_context(pool: ClickhousePool) -> None
 
     class Ctx:
         _loggers = [(entries.append, True, True, True)]
+        logging = True
 
         def _log(
             self,

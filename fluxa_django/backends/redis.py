@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -52,6 +52,7 @@ from fluxa_django._fork import reset_in_child
 from fluxa_django.backends.breaker import Breaker
 from fluxa_django.config import RedisOptions, parse_redis_address
 from fluxa_django.errors import PoolError
+from fluxa_django.observe import QueryLog
 
 log = logging.getLogger("fluxa_django.redis")
 
@@ -70,24 +71,6 @@ class RedisFeatures:
     @property
     def has_search(self) -> bool:
         return "search" in self.modules or "ft" in self.modules
-
-
-class QueryLog(Protocol):
-    """What ``with_context`` reports to: a ``fluxa_django.Context`` (its query loggers)."""
-
-    @property
-    def logging(self) -> bool: ...
-
-    def _log(
-        self,
-        source: str,
-        pool: str,
-        operation: str,
-        query: str,
-        started: float,
-        error: BaseException | None = None,
-        miss: bool = False,
-    ) -> None: ...
 
 
 def tool_namespace(app_name: str) -> str:
