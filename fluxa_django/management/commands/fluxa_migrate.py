@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -99,14 +100,14 @@ class Command(BaseCommand):
             out.write(f"Redis Search indexes ({len(searches)}):")
             for search in searches:
                 out.write(f"  {search.describe()}")
-        self._show_kafka("Kafka changes", kafka.safe)
-        self._show_kafka("Kafka destructive changes", kafka.destructive)
-        self._show_kafka("Kafka changes held back (not made)", kafka.held_back)
-        self._show_debezium("Debezium connector changes", debezium.safe)
-        self._show_debezium("Debezium destructive changes", debezium.destructive)
-        self._show_kafka("ClickHouse changes", clickhouse.safe)
-        self._show_kafka("ClickHouse destructive changes", clickhouse.destructive)
-        self._show_kafka("ClickHouse changes held back (not made)", clickhouse.held_back)
+        self._show_changes("Kafka changes", kafka.safe)
+        self._show_changes("Kafka destructive changes", kafka.destructive)
+        self._show_changes("Kafka changes held back (not made)", kafka.held_back)
+        self._show_changes("Debezium connector changes", debezium.safe)
+        self._show_changes("Debezium destructive changes", debezium.destructive)
+        self._show_changes("ClickHouse changes", clickhouse.safe)
+        self._show_changes("ClickHouse destructive changes", clickhouse.destructive)
+        self._show_changes("ClickHouse changes held back (not made)", clickhouse.held_back)
         todo = plan.safe + (plan.destructive if options["allow_destructive"] else [])
         ch_todo = clickhouse.safe + (clickhouse.destructive if options["allow_destructive"] else [])
         kafka_todo = kafka.safe + (kafka.destructive if options["allow_destructive"] else [])
@@ -148,51 +149,42 @@ class Command(BaseCommand):
         def progress(number: int, total: int, alter: Alter) -> None:
             out.write(f"Applying {number}/{total} [{alter.pool}] {alter.kind} {alter.table}")
 
-        try:
-            applied = apply_alters(engine, todo, progress)
-        except Exception as exc:
-            raise CommandError(f"schema change failed: {exc}") from None
-        try:
-            applied += apply_search(engine, searches, self._search_progress)
-        except Exception as exc:
-            raise CommandError(f"Redis Search index build failed: {exc}") from None
-
         def kafka_progress(number: int, total: int, change: KafkaChange) -> None:
             out.write(f"Applying Kafka {number}/{total} [{change.pool}] {change.description}")
-
-        try:
-            applied += apply_kafka(engine, kafka_todo, kafka_progress)
-        except Exception as exc:
-            raise CommandError(f"Kafka change failed: {exc}") from None
 
         def debezium_progress(number: int, total: int, change: DebeziumChange) -> None:
             out.write(f"Applying Debezium {number}/{total} {change}")
 
-        try:
-            applied += apply_debezium(engine, debezium_todo, debezium_progress)
-        except Exception as exc:
-            raise CommandError(f"Debezium connector change failed: {exc}") from None
-
         def ch_progress(number: int, total: int, change: ClickhouseChange) -> None:
             out.write(f"Applying ClickHouse {number}/{total} [{change.pool}] {change.description}")
 
-        try:
-            applied += apply_clickhouse(engine, ch_todo, ch_progress)
-        except Exception as exc:
-            raise CommandError(f"ClickHouse change failed: {exc}") from None
+        # In this order: the tables first (indexes are back-filled from them).
+        steps: list[tuple[str, Callable[[], int]]] = [
+            ("schema change", lambda: apply_alters(engine, todo, progress)),
+            (
+                "Redis Search index build",
+                lambda: apply_search(engine, searches, self._search_progress),
+            ),
+            ("Kafka change", lambda: apply_kafka(engine, kafka_todo, kafka_progress)),
+            (
+                "Debezium connector change",
+                lambda: apply_debezium(engine, debezium_todo, debezium_progress),
+            ),
+            ("ClickHouse change", lambda: apply_clickhouse(engine, ch_todo, ch_progress)),
+        ]
+        applied = 0
+        for what, step in steps:
+            try:
+                applied += step()
+            except Exception as exc:
+                raise CommandError(f"{what} failed: {exc}") from None
         out.write(self.style.SUCCESS(f"Applied {applied} change(s)."))
 
     def _search_progress(self, plan: Plan, done: int, total: int) -> None:
         search_progress(self.stdout, plan, done, total)
 
-    def _show_kafka(self, title: str, changes: list[KafkaChange] | list[ClickhouseChange]) -> None:
-        if not changes:
-            return
-        self.stdout.write(f"{title} ({len(changes)}):")
-        for change in changes:
-            self.stdout.write(f"  {change}")
-
-    def _show_debezium(self, title: str, changes: list[DebeziumChange]) -> None:
+    def _show_changes(self, title: str, changes: Sequence[object]) -> None:
+        """A titled list of Kafka, Debezium or ClickHouse changes (each prints itself)."""
         if not changes:
             return
         self.stdout.write(f"{title} ({len(changes)}):")
