@@ -393,41 +393,25 @@ class AsyncConsumer:
         self._ensure_row(pool, topic, partition)
         ctx = self.engine.new_context()
         mysql = self.engine.mysql(pool)
-        released: list[FlushKeys] = []
+        marked: list[FlushKeys] = []
         todo: list[_Item] = []
         hooks = 0
         rows = 0
-        committed = False
-        try:
-            with _transaction(mysql) as raw:
-                cur = raw.cursor()
-                try:
-                    done = self._lock_next(cur, pool, topic, partition)
-                    todo = [i for i in items if i.message.offset >= done]
-                    if not todo:
-                        self.stats.skipped += len(items)
-                        return
-                    records = [i.record for i in todo]
-                    # The keys of update_cache=True records too: their rows, which the request
-                    # wrote into the Redis cache, give way to write markers until the commit
-                    # (readers read MySQL meanwhile), so that no reader that missed them
-                    # leaves an old row in a cache, as for a synchronous flush.
-                    released = self._mark(ctx, records)
-                    rows = self._execute(ctx, raw, cur, pool, records)
-                    hooks = self._record_hooks(cur, pool, topic, partition, records)
-                    self._set_next(cur, pool, topic, partition, todo[-1].message.offset + 1)
-                except DriverError as exc:
-                    raise database_error(exc, pool) from exc
-                finally:
-                    cur.close()
-            committed = True
-        except (_Transient, _Permanent):
-            raise
-        except FluxaError as exc:
-            raise _classify(exc) from exc
-        finally:
-            for flush_keys in released:
-                flush_keys.release(committed)
+        with _transaction(mysql, marked) as (raw, cur):
+            done = self._lock_next(cur, pool, topic, partition)
+            todo = [i for i in items if i.message.offset >= done]
+            if not todo:
+                self.stats.skipped += len(items)
+                return
+            records = [i.record for i in todo]
+            # The keys of update_cache=True records too: their rows, which the request
+            # wrote into the Redis cache, give way to write markers until the commit
+            # (readers read MySQL meanwhile), so that no reader that missed them
+            # leaves an old row in a cache, as for a synchronous flush.
+            marked += self._mark(ctx, records)
+            rows = self._execute(ctx, raw, cur, pool, records)
+            hooks = self._record_hooks(cur, pool, topic, partition, records)
+            self._set_next(cur, pool, topic, partition, todo[-1].message.offset + 1)
         self.stats.skipped += len(items) - len(todo)
         self.stats.applied += len(todo)
         self.stats.rows += rows
@@ -610,47 +594,32 @@ class AsyncConsumer:
         ctx = self.engine.new_context()
         changes: _HookChanges | None = None
         calls: list[Any] = []
-        committed = False
-        try:
-            # read committed: the FOR UPDATE below locks the calls it reads and no gap
-            # next to them (other partitions' calls are written meanwhile)
-            with _transaction(mysql, "READ COMMITTED") as raw:
-                cur = raw.cursor()
+        marked: list[FlushKeys] = []
+        # read committed: the FOR UPDATE below locks the calls it reads and no gap
+        # next to them (other partitions' calls are written meanwhile)
+        with _transaction(mysql, marked, "READ COMMITTED") as (raw, cur):
+            cur.execute(
+                f"SELECT `id`,`entity`,`kind`,`entity_id`,`data` FROM `{HOOKS}` "
+                "WHERE `namespace`=%s AND `pool`=%s AND `topic`=%s AND "
+                f"`partition_id`=%s ORDER BY `id` LIMIT {HOOK_BATCH} FOR UPDATE",
+                (namespace, pool, topic, partition),
+            )
+            calls = list(cur.fetchall())
+            if not calls:
+                return False
+            for _, entity, kind, entity_id, data in calls:
                 try:
-                    cur.execute(
-                        f"SELECT `id`,`entity`,`kind`,`entity_id`,`data` FROM `{HOOKS}` "
-                        "WHERE `namespace`=%s AND `pool`=%s AND `topic`=%s AND "
-                        f"`partition_id`=%s ORDER BY `id` LIMIT {HOOK_BATCH} FOR UPDATE",
-                        (namespace, pool, topic, partition),
-                    )
-                    calls = list(cur.fetchall())
-                    if not calls:
-                        return False
-                    for _, entity, kind, entity_id, data in calls:
-                        try:
-                            self._call_hook(ctx, str(entity), str(kind), int(entity_id), data)
-                        except HookError as exc:
-                            log.error("fluxa: async consumer: after-hook failed: %s", exc)
-                    if ctx._tracked:
-                        changes = self._hook_changes(ctx, raw, cur, pool, topic, partition)
-                    ids = [int(c[0]) for c in calls]
-                    cur.execute(
-                        f"DELETE FROM `{HOOKS}` WHERE `id` IN ({','.join(['%s'] * len(ids))})",
-                        ids,
-                    )
-                except DriverError as exc:
-                    raise database_error(exc, pool) from exc
-                finally:
-                    cur.close()
-            committed = True
-        except (_Transient, _Permanent):
-            raise
-        except FluxaError as exc:
-            raise _classify(exc) from exc
-        finally:
-            if changes is not None:
-                for flush_keys in changes.marked:
-                    flush_keys.release(committed)
+                    self._call_hook(ctx, str(entity), str(kind), int(entity_id), data)
+                except HookError as exc:
+                    log.error("fluxa: async consumer: after-hook failed: %s", exc)
+            if ctx._tracked:
+                changes = self._hook_changes(ctx, raw, cur, pool, topic, partition)
+                marked += changes.marked
+            ids = [int(c[0]) for c in calls]
+            cur.execute(
+                f"DELETE FROM `{HOOKS}` WHERE `id` IN ({','.join(['%s'] * len(ids))})",
+                ids,
+            )
         self.stats.hooks += len(calls)
         if changes is not None and changes.records:
             for table in changes.tables:
@@ -785,10 +754,36 @@ class AsyncConsumer:
 
 
 @contextlib.contextmanager
-def _transaction(mysql: MySQLPool, isolation: str = "") -> Iterator[Any]:
-    """A transaction on a pooled connection (its raw connection), optionally at another
-    isolation level; driver errors of BEGIN and COMMIT surface as ``OperationalError``
-    (a broken connection is then dropped, never reused)."""
+def _transaction(
+    mysql: MySQLPool, marked: list[FlushKeys], isolation: str = ""
+) -> Iterator[tuple[Any, Any]]:
+    """A transaction on a pooled connection: ``(raw connection, cursor)``, optionally at
+    another isolation level. Its errors are ``_Transient`` or ``_Permanent`` (driver
+    errors of the body, BEGIN and COMMIT become ours first; a broken connection is
+    dropped, never reused); the cache keys the body put in ``marked`` are released at the
+    end, as committed or not."""
+    committed = False
+    try:
+        with _connection_transaction(mysql, isolation) as raw:
+            cur = raw.cursor()
+            try:
+                yield raw, cur
+            except DriverError as exc:
+                raise database_error(exc, mysql.code) from exc
+            finally:
+                cur.close()
+        committed = True
+    except (_Transient, _Permanent):
+        raise
+    except FluxaError as exc:
+        raise _classify(exc) from exc
+    finally:
+        for flush_keys in marked:
+            flush_keys.release(committed)
+
+
+@contextlib.contextmanager
+def _connection_transaction(mysql: MySQLPool, isolation: str) -> Iterator[Any]:
     with mysql.connection() as raw:
         try:
             if isolation:
