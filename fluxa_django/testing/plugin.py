@@ -141,13 +141,16 @@ def fluxa_ctx(fluxa_engine: Engine, request: pytest.FixtureRequest) -> Context:
         if schema.redis_search is not None:
             for_schema(fluxa_engine, schema).clear()
         for code in {schema.redis_cache or "", schema.redis_search or ""} & search_pools:
-            _delete_matching(fluxa_engine.redis(code).client, _cache_glob(fluxa_engine, schema))
+            delete_matching(
+                fluxa_engine.redis(code).client, cache_key_pattern(fluxa_engine, schema)
+            )
     for cache in fluxa_engine.local_cache_pools.values():
         cache.clear()
     return fluxa_engine.new_context()
 
 
-def _cache_glob(engine: Engine, schema: EntitySchema) -> str:
+def cache_key_pattern(engine: Engine, schema: EntitySchema) -> str:
+    """The SCAN pattern of one entity's cache keys on ``engine`` (its namespace)."""
     mysql = engine.mysql(schema.mysql_pool)
     prefix = key_prefix(
         database_identity(mysql), mysql.database, schema.table, str(engine.option("app_name") or "")
@@ -159,10 +162,11 @@ def clear_redis_db(client: Any) -> None:
     """Delete every key of the client's database, like ``FLUSHDB`` but key by key:
     on a server with RediSearch, ``FLUSHDB`` of *any* database drops *every* search
     index of the server (other applications' too)."""
-    _delete_matching(client, "*")
+    delete_matching(client, "*")
 
 
-def _delete_matching(client: Any, pattern: str) -> None:
+def delete_matching(client: Any, pattern: str) -> None:
+    """Unlink every key matching ``pattern`` (SCAN: never blocks the server)."""
     cursor = 0
     while True:
         cursor, keys = client.scan(cursor, match=pattern, count=1000)

@@ -166,26 +166,16 @@ class Session:
     def cleanup(self) -> dict[str, Any]:
         """Drop the search indexes, documents and cached rows of the project's entities."""
         from fluxa_django.conf import get_engine
-        from fluxa_django.runtime.namespace import database_identity, key_prefix
         from fluxa_django.runtime.search_index import for_schema
+        from fluxa_django.testing.plugin import cache_key_pattern, delete_matching
 
         engine = get_engine()
-        app_name = str(engine.option("app_name") or "")
         for schema in engine.schemas.values():
             if schema.redis_search is not None:
                 for_schema(engine, schema).drop()
-            mysql = engine.mysql(schema.mysql_pool)
-            prefix = key_prefix(database_identity(mysql), mysql.database, schema.table, app_name)
-            pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+            pattern = cache_key_pattern(engine, schema)
             for code in {c for c in (schema.redis_cache, schema.redis_search) if c is not None}:
-                client = engine.redis(code).client
-                cursor = 0
-                while True:
-                    cursor, keys = client.scan(cursor, match=pattern, count=1000)
-                    if keys:
-                        client.unlink(*keys)
-                    if not cursor:
-                        break
+                delete_matching(engine.redis(code).client, pattern)
         return {"ok": True, "detail": ""}
 
 
