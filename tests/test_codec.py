@@ -45,3 +45,14 @@ def test_a_batch_with_anything_off_is_refused_whole() -> None:
         None,
     ):
         assert codec.decode_rows(STAMP, [values[0], bad, values[2]], [0, 1, 2], 6) is None, bad
+
+
+def test_a_batch_accepts_ids_of_any_sequence_and_refuses_a_count_mismatch() -> None:
+    rows = _rows(4)
+    values = [codec.encode_row(STAMP, row) for row in rows]
+    expected = dict(zip(range(4), rows, strict=True))
+    assert codec.decode_rows(STAMP, values, (0, 1, 2, 3), 6) == expected
+    assert codec.decode_rows(STAMP, values, range(4), 6) == expected
+    assert codec.decode_rows(STAMP, values[:3], [0, 1, 2, 3], 6) is None
+    assert codec.decode_rows(STAMP, values, [0, 1, 2], 6) is None
+    assert codec.decode_rows(STAMP, values, [0, 2, 1, 3], 6) is None  # in the keys' order

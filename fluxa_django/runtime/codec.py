@@ -24,6 +24,7 @@ import datetime
 import enum
 import functools
 import hashlib
+import operator
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,8 @@ _EXT_DECIMAL = 1
 _EXT_DATE = 2
 _EXT_DATETIME = 3
 _EXT_BIG_INT = 4  # unique-index tokens only (decode_row never accepts it)
+
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class CodecError(ValueError):
@@ -97,21 +100,34 @@ def decode_rows(
 ) -> dict[int, tuple[Any, ...] | None] | None:
     """``{id: row}`` of several entries, or ``None`` unless every value is a current entry
     of its id with ``width`` columns (the caller then looks at the values one by one:
-    misses, markers, a corrupt value). The header check is on the bytes (``[stamp, ...``),
-    so only the row itself is looked at after decoding."""
-    unpackb, header = msgpack.unpackb, stamp_prefix(stamp)
-    out: dict[int, tuple[Any, ...] | None] = {}  # (the tiers' type: no None here)
-    try:
-        for id_, value in zip(ids, values, strict=True):
-            if not value.startswith(header):
-                return None
-            row = unpackb(value, ext_hook=_ext, use_list=False, raw=False)[1]
-            if type(row) is not tuple or len(row) != width or row[0] != id_:
-                return None
-            out[id_] = row
-    except Exception:  # a missing key (None), or whatever a corrupt value makes it raise
+    misses, markers, a corrupt value).
+
+    The values are decoded as one msgpack array (one call into the decoder for the
+    batch, not one per value); the checks after it are what makes that safe: a missing
+    key (``None``), a control value (``\\x00...`` decodes as small integers) or a value
+    that is not exactly one entry shifts or breaks the framing, and then the count, the
+    ``[stamp, row]`` shape, the stamps, the row widths or the ids cannot all match."""
+    if len(values) != len(ids):
         return None
-    return out
+    try:
+        entries = msgpack.unpackb(
+            b"\xdd" + len(values).to_bytes(4, "big") + b"".join(values),
+            ext_hook=_ext,
+            use_list=False,
+            raw=False,
+        )
+        rows = list(map(_second, entries))
+        if (
+            set(map(len, entries)) != {2}
+            or set(map(_first, entries)) != {stamp}
+            or set(map(type, rows)) != {tuple}
+            or set(map(len, rows)) != {width}
+            or list(map(_first, rows)) != list(ids)
+        ):
+            return None
+    except Exception:  # None among the values, or whatever a corrupt value makes it raise
+        return None
+    return dict(zip(ids, rows, strict=True))
 
 
 @functools.cache

@@ -159,6 +159,7 @@ class Tiers:
         self.prefix = prefix
         self._generation = -1
         self._redis_prefix = prefix
+        self._redis_prefix_bytes = prefix.encode()
         self.stamp = stamp
         self.width = width  # columns of a row: an entry with another count is not a row
         self._stamp_prefix = codec.stamp_prefix(stamp)
@@ -179,12 +180,24 @@ class Tiers:
         restarted from an older snapshot, or a replica promoted by a failover, has
         another one, so the entries it brought back are never read (they expire).
         """
-        pool = self.redis_pool
-        generation = pool.generation
-        if generation != self._generation:
-            self._redis_prefix = f"{self.prefix}{pool.epoch[:16]}:"
-            self._generation = generation
+        if self.redis_pool.generation != self._generation:
+            self._follow_epoch()
         return self._redis_prefix
+
+    @property
+    def redis_prefix_bytes(self) -> bytes:
+        """``redis_prefix`` encoded: the keys of a batch read are built as bytes (redis-py
+        sends bytes as they are; a str costs it an encode per key)."""
+        if self.redis_pool.generation != self._generation:
+            self._follow_epoch()
+        return self._redis_prefix_bytes
+
+    def _follow_epoch(self) -> None:
+        pool = self.redis_pool
+        generation = pool.generation  # before the epoch: a change between is seen next time
+        self._redis_prefix = f"{self.prefix}{pool.epoch[:16]}:"
+        self._redis_prefix_bytes = self._redis_prefix.encode()
+        self._generation = generation
 
     def key(self, id_: int) -> str:
         return f"{self.redis_prefix}{id_}"
@@ -287,8 +300,8 @@ class Tiers:
     def _redis_rows_once(
         self, ctx: Context, ids: Sequence[int]
     ) -> dict[int, tuple[Any, ...] | None]:
-        prefix = self.redis_prefix
-        keys = [f"{prefix}{i}" for i in ids]
+        prefix = self.redis_prefix_bytes
+        keys = [b"%s%d" % (prefix, i) for i in ids]
         client = self.client
         try:
             if len(keys) == 1:
