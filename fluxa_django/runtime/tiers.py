@@ -305,7 +305,8 @@ class Tiers:
         client = self.client
         try:
             if len(keys) == 1:
-                values = [self._redis_call(ctx, "get", keys[0], lambda: client.get(keys[0]))]
+                key = keys[0]
+                values = [self._redis_call(ctx, "get", key.decode(), lambda: client.get(key))]
             else:
                 values = self._redis_call(
                     ctx, "mget", f"{len(keys)} key(s)", lambda: client.mget(keys)
