@@ -322,16 +322,18 @@ class SearchIndex:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _logged(self, ctx: Context | None, shown: str, *args: Any) -> Any:
+    def _logged(self, ctx: Context | None, shown: str | Callable[[], str], *args: Any) -> Any:
         """One search round trip, reported to ``ctx``'s query loggers and the metrics
-        (``shown``: the command without the query, which holds user values)."""
+        (``shown``: the command without the query, which holds user values; a callable
+        when building it costs something: called only when somebody logs)."""
         if ctx is None or (not ctx._loggers and metrics.METRICS is None):
             return self._command(*args)
         from fluxa_django.runtime import mysql as sql_runner
 
         operation = _OPERATIONS.get(args[0], args[0].lower())
+        text = shown if callable(shown) else (lambda: str(shown))
         return sql_runner.timed(
-            ctx, "redis", self.redis.code, operation, lambda: shown, lambda: self._command(*args)
+            ctx, "redis", self.redis.code, operation, text, lambda: self._command(*args)
         )
 
     def _failed(self, exc: BaseException) -> PoolError:
@@ -369,9 +371,12 @@ class SearchIndex:
             "DIALECT",
             "2",
         ]
-        shown = f"FT.SEARCH {self.alias} NOCONTENT {' '.join(sort)} LIMIT {offset} {count}"
+        def shown() -> str:
+            text = f"FT.SEARCH {self.alias} NOCONTENT {' '.join(sort)} LIMIT {offset} {count}"
+            return text.replace("  ", " ")
+
         try:
-            reply = self._logged(ctx, shown.replace("  ", " "), *args)
+            reply = self._logged(ctx, shown, *args)
         except redis.ResponseError as exc:
             failed = self._failed(exc)
             if "does not exist" not in str(failed):
