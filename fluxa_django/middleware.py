@@ -40,6 +40,13 @@ class FluxaHttpRequest(HttpRequest):
 
 
 def _finish(ctx: Context, response: HttpResponseBase) -> HttpResponseBase:
+    try:
+        return _flush(ctx, response)
+    finally:
+        ctx._release()  # the request's entities go with the request (see Context._release)
+
+
+def _flush(ctx: Context, response: HttpResponseBase) -> HttpResponseBase:
     if response.status_code >= 500:
         ctx.clear_flush()
         return response
@@ -79,6 +86,7 @@ class FluxaContextMiddleware:
             response: HttpResponse = self.get_response(request)
         except BaseException:
             ctx.clear_flush()
+            ctx._release()
             raise
         finally:
             deactivate(token)
@@ -96,6 +104,7 @@ class FluxaContextMiddleware:
             response = await get_response(request)
         except BaseException:
             ctx.clear_flush()
+            ctx._release()
             raise
         finally:
             deactivate(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -55,6 +56,37 @@ def test_async_views_flush_and_discard(fluxa_ctx: Context) -> None:
     failed = async_to_sync(client.get)("/crash-async/", {"name": "AsyncLost"})
     assert failed.status_code == 500
     assert names(fluxa_ctx) == ["Async"]
+
+
+def _live(kind: type) -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+
+def test_the_entities_of_a_request_go_with_it(fluxa_ctx: Context, client: Client) -> None:
+    """The request's context cache is emptied when the response is done: the entities
+    the view read are freed by reference counting (the context and its cached entities
+    point at each other; kept, they would wait for the garbage collector), while the
+    context itself stays usable."""
+    from tests.generated import CategoryEntity, CategoryEntityProvider
+
+    ids = []
+    for name in ("A", "B", "C"):
+        category = CategoryEntityProvider.new(fluxa_ctx)
+        category.name = name
+        ids.append(category.id)
+    fluxa_ctx.flush()
+    fluxa_ctx._release()
+    gc.collect()
+    gc.disable()
+    try:
+        before = _live(CategoryEntity)
+        response = client.get("/read/", {"ids": ",".join(map(str, ids))})
+        assert response.json() == {"names": ["A", "B", "C"]}
+        assert _live(CategoryEntity) == before
+        ctx: Context = response.wsgi_request.fluxa  # type: ignore[attr-defined]
+        assert [c.name for c in CategoryEntityProvider.get_by_ids(ctx, ids)] == ["A", "B", "C"]
+    finally:
+        gc.enable()
 
 
 def test_current_context_outside_a_request_raises() -> None:

@@ -45,8 +45,15 @@ async def crash_async(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("the async view failed")
 
 
+def read(request: HttpRequest) -> JsonResponse:
+    ids = [int(i) for i in request.GET["ids"].split(",")]
+    found = CategoryEntityProvider.get_by_ids(request.fluxa, ids)  # type: ignore[attr-defined]
+    return JsonResponse({"names": [category.name for category in found]})
+
+
 urlpatterns = [
     path("create/", create),
+    path("read/", read),
     path("crash/", crash),
     path("unavailable/", unavailable),
     path("not-found/", not_found),

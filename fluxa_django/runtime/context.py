@@ -207,6 +207,17 @@ class Context:
             entity._discard()
         self._tracked.clear()
 
+    def _release(self) -> None:
+        """Empty the context cache (the context stays usable: reads go to the tiers).
+
+        Entities point at their context and the context cache points at them: a
+        context dropped with a full cache is a reference cycle, freed only by the
+        garbage collector, late (after a long request, from the oldest generation).
+        Whoever owns a context's lifetime (the request middleware) calls this at its
+        end, so the entities go as soon as nothing else holds them."""
+        self._cache.clear()
+        self._deadline = 0.0
+
     def flush(self) -> None:
         """Write every tracked change: one transaction per MySQL pool."""
         from fluxa_django.runtime.flush import flush

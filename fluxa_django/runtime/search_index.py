@@ -371,6 +371,7 @@ class SearchIndex:
             "DIALECT",
             "2",
         ]
+
         def shown() -> str:
             text = f"FT.SEARCH {self.alias} NOCONTENT {' '.join(sort)} LIMIT {offset} {count}"
             return text.replace("  ", " ")
