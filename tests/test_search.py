@@ -38,7 +38,7 @@ from fluxa_django import (
 )
 from fluxa_django.checks import check_fluxa
 from fluxa_django.conf import registry_from_settings, reset_engine
-from fluxa_django.errors import PoolError
+from fluxa_django.errors import FluxaError, PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.search import SearchCondition
 from fluxa_django.runtime.search_index import SearchIndex, _aggregate_rows, document, for_schema
@@ -313,7 +313,7 @@ def test_datetime_operators_naive_utc_and_aware(corpus: Corpus) -> None:
         U.updated_at.eq(datetime.date(2024, 1, 2))
 
 
-def test_enum_set_reference_and_id_tags(corpus: Corpus) -> None:
+def test_enums_sets_references_and_ids(corpus: Corpus) -> None:
     find = corpus.find
     assert find(S.genre.eq(Genre.NOVEL)) == {"Dune", "Neuromancer", "Snow Crash"}
     assert find(S.genre.in_([Genre.POETRY, Genre.ESSAY])) == {"Odes", "Essays"}
@@ -334,10 +334,28 @@ def test_enum_set_reference_and_id_tags(corpus: Corpus) -> None:
     assert find(S.id.eq(dune)) == {"Dune"}
     assert find(S.id.in_([dune, odes, 999_999])) == {"Dune", "Odes"}
     assert find(S.id.eq(dune).not_()) == ALL - {"Dune"}
-    with pytest.raises(TypeError, match=r"BookEntity\.id: expected an int id"):
+    # ids and references are numbers: ranges, and sorting by them is numeric
+    assert find(S.id.between(min(dune, odes), max(dune, odes))) >= {"Dune", "Odes"}
+    assert find(S.category.gt(0)) == ALL - {"Odes"}
+    ctx = corpus.ctx
+    # without a sort: by id, as MySQL's primary key orders them (not by relevance)
+    by_id = P.search_ids_in_redis(ctx, RedisSearchQuery())
+    assert by_id == sorted(corpus.id(t) for t in ALL)
+    assert P.search_ids_in_redis(ctx, query(S.in_stock.eq(True))) == sorted(
+        corpus.id(t) for t in find(S.in_stock.eq(True))
+    )
+    with pytest.raises(TypeError, match=r"BookEntity\.id: expected an int, got str"):
         S.id.eq("1")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"BookEntity\.category: expected an int id"):
+    with pytest.raises(TypeError, match=r"BookEntity\.category: expected an id or a Category"):
         S.category.eq(True)
+    with pytest.raises(TypeError, match=r"BookEntity\.category: references CategoryEntity, got a"):
+        S.category.eq(P.get_by_id(ctx, dune))  # type: ignore[arg-type]
+    # an enum's or a set's conditions take its values only
+    with pytest.raises(ValueError, match=r"BookEntity\.genre: 'comic' is not one of its values"):
+        S.genre.eq("comic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"BookEntity\.tags: 'old' is not one of its values"):
+        S.tags.in_(["new", "old"])  # type: ignore[list-item]
+    assert find(S.genre.eq("novel")) == {"Dune", "Neuromancer", "Snow Crash"}  # type: ignore[arg-type]
 
 
 def test_full_text_match_and_prefix(corpus: Corpus) -> None:
@@ -1407,3 +1425,34 @@ def test_a_search_pool_on_a_database_other_than_0_is_e032_without_network() -> N
     registry.register_redis("127.0.0.1:1", 0)
     registry.register_entity(Novel)
     assert registry.check() == [], "database 0 is fine"
+
+
+def test_without_a_sort_results_come_in_id_order_on_every_page(fluxa_ctx: Context) -> None:
+    """RediSearch's own order (relevance, which depends on the documents' lengths) is not
+    the order of the rows: a query without a sort is answered by id, and its pages join
+    up to the same order."""
+    ctx = fluxa_ctx
+    books = [_book(ctx, "word " * (1 + (i * 7) % 13), pages=i % 3) for i in range(30)]
+    ctx.flush()
+    ids = sorted(b.id for b in books)
+    assert P.search_ids_in_redis(ctx, RedisSearchQuery()) == ids
+    matching = sorted(b.id for b in books if b.pages == 1)
+    assert P.search_ids_in_redis(ctx, query(S.pages.eq(1))) == matching
+    assert P.search_ids_in_redis(ctx, query(S.title.match("word"))) == ids
+    pages = [
+        P.search_ids_in_redis(ctx, query(S.title.match("word")).pager(Pager(n, 7)))
+        for n in range(1, 6)
+    ]
+    assert [i for page in pages for i in page] == ids
+
+
+def test_a_second_sort_and_a_refused_raw_fragment_are_our_errors(corpus: Corpus) -> None:
+    with pytest.raises(
+        TypeError, match=r"sorts by one field.*BookEntity\.price.*BookEntity\.pages"
+    ):
+        RedisSearchQuery().sort_by_asc(S.price).sort_by_desc(S.pages)
+    with pytest.raises(
+        FluxaError, match=r"BookEntity: Redis Search refused the query on redis pool 'search'"
+    ) as raised:
+        P.search_ids_in_redis(corpus.ctx, RedisSearchQuery[BookEntity]().raw("@title:((("))
+    assert isinstance(raised.value.__cause__, Exception)

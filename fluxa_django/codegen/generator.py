@@ -332,6 +332,8 @@ def _top_level(types: str) -> list[str]:
 
 
 _NUMERIC_KIND = {
+    FieldKind.ID: "int",
+    FieldKind.REFERENCE: "ref",
     FieldKind.INT: "int",
     FieldKind.FLOAT: "float",
     FieldKind.BOOL: "bool",
@@ -355,6 +357,9 @@ def _search_references(schema: EntitySchema) -> list[tuple[str, Expr]]:
         name = py_str(column.name)
         if kind == "NUMERIC":
             vt = value_type(column)
+            if column.kind is FieldKind.REFERENCE:
+                assert column.reference is not None
+                options.append(f"target={py_str(column.reference)}")
             ref = call(
                 f"NumericSearchField[{vt}, {schema.name}]",
                 name,
@@ -367,6 +372,10 @@ def _search_references(schema: EntitySchema) -> list[tuple[str, Expr]]:
             else:
                 vt = value_type(column)
             tag_kind = "int" if vt == "int" else "str"
+            if column.enum_values:  # an enum's or a set's members: other values are refused
+                members = ", ".join(py_str(v) for v in column.enum_values)
+                comma = "," if len(column.enum_values) == 1 else ""  # (no magic trailing comma)
+                options.append(f"members=({members}{comma})")
             ref = call(f"TagSearchField[{vt}, {schema.name}]", name, py_str(tag_kind), *options)
         elif kind == "TEXT":
             ref = call(f"TextSearchField[{schema.name}]", name, *options)

@@ -316,9 +316,9 @@ class SearchField(Generic[T, E]):
 
 
 class NumericSearchField(SearchField[T, E]):
-    """A NUMERIC field: ints, floats, decimals, bools, dates and datetimes."""
+    """A NUMERIC field: ids, references, ints, floats, decimals, bools, dates and datetimes."""
 
-    __slots__ = ("kind",)
+    __slots__ = ("kind", "target")
 
     def __init__(
         self,
@@ -328,12 +328,16 @@ class NumericSearchField(SearchField[T, E]):
         nullable: bool = False,
         sortable: bool = False,
         entity: str = "",
+        target: str = "",
     ) -> None:
         super().__init__(name, nullable=nullable, sortable=sortable, entity=entity)
-        self.kind = kind  # "int", "float", "bool", "date" or "datetime"
+        self.kind = kind  # "int", "ref", "float", "bool", "date" or "datetime"
+        self.target = target  # a reference's entity
 
     def _value(self, value: Any) -> str:
         kind = self.kind
+        if kind == "ref":
+            return str(self._id(value))
         if kind == "bool":
             if not isinstance(value, bool | int) or value not in (0, 1):
                 raise TypeError(f"{self.where}: expected a bool, got {value!r}")
@@ -349,6 +353,21 @@ class NumericSearchField(SearchField[T, E]):
         if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
             raise TypeError(f"{self.where}: expected an int, got {type(value).__name__}")
         return _number(value, self.where)
+
+    def _id(self, value: Any) -> int:
+        """The id a reference condition compares with: an int, or an entity of the target."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        provider = getattr(type(value), "_provider", None)
+        name = getattr(provider, "entity_name", None)
+        if name is None or not hasattr(value, "_row"):
+            raise TypeError(
+                f"{self.where}: expected an id or a {self.target}, got {type(value).__name__}"
+            )
+        if self.target and name != self.target:
+            raise TypeError(f"{self.where}: references {self.target}, got a {name}")
+        found: int = value._row[0]
+        return found
 
     def _range(self, low: str, high: str) -> SearchCondition[E]:
         return self._make(f"@{self.attribute}:[{low} {high}]")
@@ -388,7 +407,7 @@ class NumericSearchField(SearchField[T, E]):
 class TagSearchField(SearchField[T, E]):
     """A TAG field: exact match of enums, sets (contains), references, ids and tag strings."""
 
-    __slots__ = ("kind",)
+    __slots__ = ("kind", "members")
 
     def __init__(
         self,
@@ -399,9 +418,11 @@ class TagSearchField(SearchField[T, E]):
         sortable: bool = False,
         entity: str = "",
         attribute: str | None = None,
+        members: tuple[str, ...] = (),
     ) -> None:
         super().__init__(name, nullable=nullable, sortable=sortable, entity=entity)
         self.kind = kind  # "str", "enum", "int"
+        self.members = frozenset(members)  # an enum's or a set's values ("": any)
         if attribute is not None:
             self.attribute = attribute
 
@@ -418,6 +439,9 @@ class TagSearchField(SearchField[T, E]):
             value = value.value
         if not isinstance(value, str):
             raise TypeError(f"{self.where}: expected a str, got {type(value).__name__}")
+        if self.members and value not in self.members:
+            allowed = ", ".join(sorted(self.members))
+            raise ValueError(f"{self.where}: {value!r} is not one of its values ({allowed})")
         return escape_tag(str(value[:]))
 
     def eq(self, value: T) -> SearchCondition[E]:
@@ -528,7 +552,7 @@ class RedisSearchQuery(Generic[QE]):
     @overload
     def sort_by_asc(self, field: SearchField[Any, QE]) -> RedisSearchQuery[QE]: ...
     def sort_by_asc(self, field: SearchField[Any, Any]) -> RedisSearchQuery[Any]:
-        self._sort = (_sortable(field), True)
+        self._sort = (self._sorting(field), True)
         return self
 
     @overload
@@ -538,8 +562,17 @@ class RedisSearchQuery(Generic[QE]):
     @overload
     def sort_by_desc(self, field: SearchField[Any, QE]) -> RedisSearchQuery[QE]: ...
     def sort_by_desc(self, field: SearchField[Any, Any]) -> RedisSearchQuery[Any]:
-        self._sort = (_sortable(field), False)
+        self._sort = (self._sorting(field), False)
         return self
+
+    def _sorting(self, field: Any) -> SearchField[Any, Any]:
+        found = _sortable(field)
+        if self._sort is not None:
+            raise TypeError(
+                f"RedisSearchQuery sorts by one field (RediSearch's SORTBY takes one): "
+                f"already sorted by {self._sort[0].where}, cannot add {found.where}"
+            )
+        return found
 
     def pager(self, pager: Pager | None) -> RedisSearchQuery[QE]:
         if pager is not None and not isinstance(pager, Pager):
@@ -561,8 +594,10 @@ class RedisSearchQuery(Generic[QE]):
         return " ".join(parts) if parts else "*"
 
     def sort_args(self) -> list[str]:
+        """``SORTBY`` arguments; without a sort, by id (the order of MySQL's primary key,
+        the same on every call) rather than RediSearch's relevance score."""
         if self._sort is None:
-            return []
+            return list(ID_SORT)
         field, ascending = self._sort
         return ["SORTBY", field.attribute, "ASC" if ascending else "DESC"]
 
@@ -571,6 +606,10 @@ class RedisSearchQuery(Generic[QE]):
         if self._sort is not None and self._sort[0].entity:
             found.add(self._sort[0].entity)
         return found
+
+
+ID_FIELD = "_id"  # every document's id, indexed NUMERIC SORTABLE (runtime/search_index.py)
+ID_SORT = ("SORTBY", ID_FIELD, "ASC")
 
 
 def _sortable(field: Any) -> SearchField[Any, Any]:

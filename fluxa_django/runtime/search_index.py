@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from fluxa_django import metrics
-from fluxa_django.errors import PoolError
+from fluxa_django.errors import FluxaError, PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.namespace import key_prefix
 from fluxa_django.runtime.observe import OBSERVERS, notify
@@ -110,8 +110,8 @@ def spec_of(schema: EntitySchema) -> SearchSpec:
 
 
 def create_args(spec: SearchSpec) -> list[str]:
-    """The ``SCHEMA`` part of ``FT.CREATE``."""
-    args: list[str] = []
+    """The ``SCHEMA`` part of ``FT.CREATE`` (the id first: the default sort)."""
+    args: list[str] = [search.ID_FIELD, "AS", search.ID_FIELD, "NUMERIC", "SORTABLE"]
     for name, _, kind, _, sortable, nullable in spec:
         missing = ["INDEXMISSING"] if nullable else []
         sort = ["SORTABLE"] if sortable else []
@@ -380,8 +380,11 @@ class SearchIndex:
             reply = self._logged(ctx, shown, *args)
         except redis.ResponseError as exc:
             failed = self._failed(exc)
-            if "does not exist" not in str(failed):
-                raise  # a query RediSearch refuses (raw()): the caller's to see
+            if "does not exist" not in str(failed):  # a query RediSearch refuses (raw())
+                raise FluxaError(
+                    f"{self.entity}: Redis Search refused the query on redis pool "
+                    f"{self.redis.code!r}: {exc}"
+                ) from exc
             raise failed from exc
         except (redis.RedisError, OSError) as exc:
             raise self._failed(exc) from exc
@@ -395,7 +398,7 @@ class SearchIndex:
         stops at MAXAGGREGATERESULTS, 10,000 by default) with the sort field, then sorted
         here as RediSearch sorts: ascending by value, ties in index order, rows without
         a value last; descending is the exact reverse, rows without a value still last."""
-        field = sort[1] if sort else None
+        field = sort[1] if sort and sort[1] != search.ID_FIELD else None
         load = ["LOAD", "2", "@_id", f"@{field}"] if field else ["LOAD", "1", "@_id"]
         args: list[Any] = ["FT.AGGREGATE", self.alias, query_string, "VERBATIM", *load]
         args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
@@ -412,7 +415,10 @@ class SearchIndex:
         except (redis.RedisError, OSError) as exc:
             raise self._failed(exc) from exc
         if field is None:
-            return [id_ for id_, _ in rows][skip:]
+            ids = [id_ for id_, _ in rows]
+            if sort:  # by id (the default sort)
+                ids.sort(reverse=sort[2] == "DESC")
+            return ids[skip:]
         numeric = any(name == field and kind == "NUMERIC" for name, _, kind, *_ in self.spec)
         present = [(id_, value) for id_, value in rows if value is not None]
         missing = [id_ for id_, value in rows if value is None]
@@ -625,6 +631,8 @@ class SearchIndex:
                 client.set(progress_key, last)
             if progress is not None:
                 progress(done, max(total, done))
+        if progress is not None and done < total:  # rows deleted meanwhile: all are done
+            progress(done, done)
         self._retry(pending)
         return done
 

@@ -74,7 +74,7 @@ _KIND_TAGS: dict[FieldKind, frozenset[str]] = {
 _ALWAYS_TAGS = frozenset({"required", "ignore", "searchable", "sortable"})
 # How Redis Search indexes each kind (strings: TEXT, or as asked with searchable=)
 _SEARCH_TYPES = {
-    FieldKind.ID: "TAG",
+    FieldKind.ID: "NUMERIC",  # ids sort and compare as numbers (a TAG sorted 10 before 9)
     FieldKind.INT: "NUMERIC",
     FieldKind.BOOL: "NUMERIC",
     FieldKind.FLOAT: "NUMERIC",
@@ -82,7 +82,7 @@ _SEARCH_TYPES = {
     FieldKind.DATETIME: "NUMERIC",
     FieldKind.ENUM: "TAG",
     FieldKind.SET: "TAG",
-    FieldKind.REFERENCE: "TAG",
+    FieldKind.REFERENCE: "NUMERIC",
     FieldKind.STR: "TEXT",
 }
 _STR_SEARCH = {True: "TEXT", "text": "TEXT", "tag": "TAG", "both": "TEXT+TAG"}

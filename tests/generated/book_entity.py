@@ -243,7 +243,7 @@ class _BookEntitySearchFields:
 
     __slots__ = ()
 
-    id: Final = TagSearchField[int, BookEntity]("id", "int")
+    id: Final = NumericSearchField[int, BookEntity]("id", "int")
     title: Final = TextSearchField[BookEntity]("title", sortable=True)
     isbn: Final = TagSearchField[str, BookEntity]("isbn", "str")
     summary: Final = TextTagSearchField[BookEntity]("summary", nullable=True)
@@ -258,9 +258,15 @@ class _BookEntitySearchFields:
     updated_at: Final = NumericSearchField[datetime.datetime, BookEntity](
         "updated_at", "datetime", sortable=True
     )
-    genre: Final = TagSearchField[Genre, BookEntity]("genre", "str")
-    tags: Final = TagSearchField[Tag, BookEntity]("tags", "str", nullable=True)
-    category: Final = TagSearchField[int, BookEntity]("category", "int", nullable=True)
+    genre: Final = TagSearchField[Genre, BookEntity](
+        "genre", "str", members=("novel", "poetry", "essay")
+    )
+    tags: Final = TagSearchField[Tag, BookEntity](
+        "tags", "str", nullable=True, members=("new", "sale")
+    )
+    category: Final = NumericSearchField[int, BookEntity](
+        "category", "ref", nullable=True, target="CategoryEntity"
+    )
 
 
 class _BookEntityProvider(ProviderBase[BookEntity]):
@@ -272,7 +278,7 @@ class _BookEntityProvider(ProviderBase[BookEntity]):
     mysql_pool = "default"
     redis_pool = "default"
     kind = "BookEntity"
-    schema_stamp = "80b54775c792"
+    schema_stamp = "e1da1fb3f82d"
     id_max = 4294967295
     select_sql = "SELECT `id`,`title`,`isbn`,`summary`,`pages`,`balance`,`price`,`rating`,`in_stock`,`published`,`updated_at`,`genre`,`tags`,`category`,`note`,`fake_delete` FROM `BookEntity`"
     count_sql = "SELECT COUNT(*) FROM `BookEntity`"
@@ -346,7 +352,7 @@ class _BookEntityProvider(ProviderBase[BookEntity]):
     cached_uniques = ()
     search_pool = "search"
     search_spec = (
-        ("id", 0, "TAG", "id", False, False),
+        ("id", 0, "NUMERIC", "id", False, False),
         ("title", 1, "TEXT", "text", True, False),
         ("isbn", 2, "TAG", "tag", False, False),
         ("summary", 3, "TEXT+TAG", "text", False, True),
@@ -359,7 +365,7 @@ class _BookEntityProvider(ProviderBase[BookEntity]):
         ("updated_at", 10, "NUMERIC", "datetime", True, False),
         ("genre", 11, "TAG", "tag", False, False),
         ("tags", 12, "TAG", "tags", False, True),
-        ("category", 13, "TAG", "id", False, True),
+        ("category", 13, "NUMERIC", "id", False, True),
     )
     search_positions = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
     fields: Final = _BookEntityFields()

@@ -192,8 +192,12 @@ class _ProductEntitySearchFields:
 
     name: Final = TextSearchField[ProductEntity]("name", sortable=True)
     price: Final = NumericSearchField[float, ProductEntity]("price", "float", sortable=True)
-    status: Final = TagSearchField[Status, ProductEntity]("status", "str")
-    tags: Final = TagSearchField[Tag, ProductEntity]("tags", "str", nullable=True)
+    status: Final = TagSearchField[Status, ProductEntity](
+        "status", "str", members=("draft", "active", "archived")
+    )
+    tags: Final = TagSearchField[Tag, ProductEntity](
+        "tags", "str", nullable=True, members=("new", "sale")
+    )
 
 
 class _ProductEntityProvider(ProviderBase[ProductEntity]):
