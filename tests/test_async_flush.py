@@ -97,6 +97,7 @@ def _records_since(engine: Engine, offsets: dict[int, int], count: int) -> list[
             except ValueError:  # another run's record of an older format
                 continue
             if record.namespace == namespace:
+                assert msg.key() == record.table.encode(), "records are keyed by their table"
                 found.append(record)
         return found
     finally:
@@ -129,13 +130,15 @@ def test_one_record_per_table_with_the_flush_statements(engine: Engine) -> None:
     assert set(by_table) == {"CategoryEntity", "ProductEntity"}
     assert len({r.flush_id for r in records}) == 1
     category = by_table["CategoryEntity"]
-    assert category.key == b"default:CategoryEntity"
+    assert category.key == b"CategoryEntity"
     assert [row[0] for row in category.inserted] == [books.id]
     [(sql, args)] = category.all_statements()
     assert sql.startswith("INSERT INTO `CategoryEntity`") and books.id in args and "Books" in args
-    # update_cache=False: MySQL and the caches know nothing yet
+    # update_cache=False: MySQL and the caches know nothing yet, nor the publishing context
     assert engine.mysql().query("SELECT COUNT(*) FROM ProductEntity") == [(0,)]
     assert ProductEntityProvider.get_by_id(engine.new_context(), dune.id) is None
+    assert ProductEntityProvider.get_by_id(ctx, dune.id) is None
+    assert CategoryEntityProvider.get_by_id(ctx, books.id) is None
 
 
 def test_update_cache_true_reads_your_writes_before_mysql(engine: Engine) -> None:

@@ -30,7 +30,7 @@ before that commit runs those hooks again: a hook's other side effects (a mail, 
 HTTP call) happen at least once. The consumer given a partition (at start, or when a
 killed consumer's partitions move to it) first runs that partition's pending calls.
 
-Per-table order: records are keyed ``<pool>:<table>``, so one table's records are
+Per-table order: records are keyed by their table, so one table's records are
 on one partition, in flush order. Transient errors (MySQL or Redis unreachable, lock
 wait timeout, deadlock, and any error not known to be the record's fault) are
 retried with backoff, nothing committed; a record that fails for good (a constraint
@@ -623,7 +623,7 @@ class AsyncConsumer:
         self.stats.hooks += len(calls)
         if changes is not None and changes.records:
             for table in changes.tables:
-                _settle(ctx, table, untrack=True)
+                _settle(ctx, table, untrack=True, visible=True)
             self._after_commit(ctx, changes.records)
         if ctx._tracked:  # changes on other MySQL pools: a flush of their own
             try:

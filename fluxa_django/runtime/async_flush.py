@@ -2,7 +2,7 @@
 
 The request side does what a flush does before its SQL — validate and plan every
 change (``flush.plan``) — then publishes, per (MySQL pool, table), **one** record on
-``_fluxa_async_sql`` keyed ``<pool>:<table>`` (so one table's records stay in order
+``_fluxa_async_sql`` keyed by the table name (so one table's records stay in order
 on one partition) holding the statements the synchronous flush would run (bound
 form: ``%s`` placeholders and their values), the flush id, and what the consumer
 needs after applying them: the cache keys to invalidate, the ids whose Redis Search
@@ -95,7 +95,8 @@ class AsyncRecord:
 
     @property
     def key(self) -> bytes:
-        return f"{self.pool}:{self.table}".encode()
+        """The table name: one table's records on one partition, in order."""
+        return self.table.encode()
 
     def ids(self) -> list[int]:
         return [
@@ -396,14 +397,15 @@ def flush_async(ctx: Context, update_cache: bool) -> None:
                 rows.update(_cached_rows(ctx, table))
                 for index, items in _claim(_search_work(ctx, {table.provider.table: table})):
                     index.after_commit(items)
-            _settle(ctx, table, untrack=bool(failed))
+            _settle(ctx, table, untrack=bool(failed), visible=update_cache)
     for flush_keys in marked:
         flush_keys.publish_rows(rows, REDIS_TTL)
     if failed:
         names = ", ".join(f"{table} (pool {pool!r})" for pool, table in sorted(failed))
+        others = ", the other tables were published" if len(failed) < len(records) else ""
         raise PoolError(
             f"flush_async: the records of {names} were not published ({failed_reason(failed)}); "
-            "their entities stay dirty, the other tables were published",
+            f"their entities stay dirty{others}",
             pool=kafka.code,
         )
     ctx._tracked.clear()
@@ -480,12 +482,18 @@ def _cached_rows(ctx: Context, table: TablePlan) -> dict[str, bytes]:
     return found
 
 
-def _settle(ctx: Context, table: TablePlan, untrack: bool) -> None:
+def _settle(ctx: Context, table: TablePlan, untrack: bool, visible: bool) -> None:
     """A published table's entities are written as far as this context is concerned:
     clean, and in the context cache (hooks run when the consumer applies them).
     ``untrack``: another table failed, so the context keeps tracking only its entities
-    (otherwise the caller clears the tracked set at once)."""
+    (otherwise the caller clears the tracked set at once). Not ``visible``
+    (``update_cache=False``): the context cache forgets their ids instead, so that this
+    context, too, reads them as they are until the consumer applies the record."""
     cache = ctx._kind_cache(table.provider.kind)
+    if not visible and cache is not None:
+        for entity in table.entities():
+            cache.pop(entity._row[0], None)
+        cache = None
     for entity, _ in table.inserts:
         entity._inserted()
         if cache is not None:
