@@ -348,6 +348,32 @@ def test_the_consumer_applies_each_record_once(engine: Engine) -> None:
         CategoryEntityProvider._after_delete = None
 
 
+def test_a_consumer_without_an_entitys_provider_still_keeps_its_caches_right(
+    engine: Engine,
+) -> None:
+    """``providers`` is the map of hooks; an entity missing from it (as in a consumer built
+    for one entity's hooks) is found among the imported generated providers, so the cache
+    entries of its rows are still replaced after the records are applied."""
+    ctx = engine.new_context()
+    books = CategoryEntityProvider.new(ctx)
+    books.name = "Books"
+    dune = ProductEntityProvider.new(ctx)
+    dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    ctx.flush()
+    warm = ProductEntityProvider.get_by_id(engine.new_context(), dune.id)  # cached now
+    assert warm is not None and warm.price == 9.5
+    dune.price = 12.25
+    ctx.flush_async(update_cache=False)
+    cached = ProductEntityProvider.get_by_id(engine.new_context(), dune.id)
+    assert cached is not None and cached.price == 9.5, "not applied yet"
+    consumer = AsyncConsumer(engine, {}, config={"session.timeout.ms": 3000})
+    stats = consumer.run(idle_timeout=2.0)
+    assert stats.applied == 1 and stats.failed == 0
+    assert engine.mysql().query("SELECT price FROM ProductEntity") == [(12.25,)]
+    found = ProductEntityProvider.get_by_id(engine.new_context(), dune.id)
+    assert found is not None and found.price == 12.25
+
+
 def consume_from_start(engine: Engine) -> Stats:
     """The same records read again from the start (the group's offsets deleted: a replay
     as after losing every Kafka offset commit)."""

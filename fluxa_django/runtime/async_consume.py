@@ -77,6 +77,7 @@ from fluxa_django.runtime.async_flush import (
 )
 from fluxa_django.runtime.flush import TablePlan, _statements
 from fluxa_django.runtime.flushkeys import FlushKeys, collect_keys
+from fluxa_django.runtime.provider import imported_provider
 
 if TYPE_CHECKING:
     from fluxa_django.backends.kafka import KafkaGroupConsumer, KafkaRecord
@@ -190,6 +191,7 @@ class AsyncConsumer:
         self._positions: dict[tuple[str, int], int] = {}  # next offset to handle
         self._due: set[tuple[str, int]] = set()  # assigned partitions whose hooks may wait
         self._ensured: set[tuple[str, str, int]] = set()  # (pool, topic, partition) rows made
+        self._unmapped: set[str] = set()  # entities without a provider (warned once)
         for code in engine.mysql_pools:
             _create_tables(engine.mysql(code))
 
@@ -480,7 +482,30 @@ class AsyncConsumer:
     # -- caches and search ---------------------------------------------------------------
 
     def _provider(self, record: AsyncRecord) -> ProviderBase[Any] | None:
-        return self.providers.get(record.entity)
+        return self._provider_of(record.entity)
+
+    def _provider_of(self, entity: str) -> ProviderBase[Any] | None:
+        """The provider of ``entity``: from ``providers``, else the one this process
+        imported for the engine's definition of it (so a map that misses an entity
+        still keeps its caches and search documents right); ``None`` (logged once) when
+        there is none: its records are applied, its caches wait for their TTL."""
+        found = self.providers.get(entity)
+        if found is not None:
+            return found
+        schema = self.engine.registered(entity)
+        if schema is not None:
+            found = imported_provider(entity, schema.table, schema.stamp())
+        if found is not None:
+            self.providers[entity] = found
+        elif entity not in self._unmapped:
+            self._unmapped.add(entity)
+            log.warning(
+                "fluxa: async consumer: no provider of %s (pass it in providers, or import "
+                "its generated module): its records are applied, but its cache entries, "
+                "search documents and after-hooks are not updated",
+                entity,
+            )
+        return found
 
     def _keys(self, ctx: Context, records: Iterable[AsyncRecord]) -> list[FlushKeys]:
         entries = []
@@ -676,7 +701,7 @@ class AsyncConsumer:
     def _call_hook(
         self, ctx: Context, entity: str, kind: str, entity_id: int, data: bytes | None
     ) -> None:
-        provider = self.providers.get(entity)
+        provider = self._provider_of(entity)
         if provider is None:
             return
         try:

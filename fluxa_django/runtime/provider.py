@@ -31,6 +31,23 @@ InsertHook = Callable[[Context, Any], None]
 UpdateHook = Callable[[Context, Any, dict[str, Any]], None]
 
 
+# The provider singletons of the generated modules imported in this process, by entity
+# name (several when two generated packages define one name): ``imported_provider``.
+_IMPORTED: dict[str, list[ProviderBase[Any]]] = {}
+
+
+def imported_provider(entity: str, table: str, stamp: str | None) -> ProviderBase[Any] | None:
+    """The imported provider of ``entity`` on ``table`` (with ``stamp``: of that
+    definition), or ``None`` when no generated module holding it was imported or
+    several match."""
+    found = [
+        p
+        for p in _IMPORTED.get(entity, [])
+        if p.table == table and (stamp is None or p.schema_stamp == stamp)
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 class ProviderBase(Generic[E]):
     """Reads, searches and creates one entity type. One instance per entity (a singleton)."""
 
@@ -74,6 +91,7 @@ class ProviderBase(Generic[E]):
         self._after_insert: InsertHook | None = None
         self._after_update: UpdateHook | None = None
         self._after_delete: InsertHook | None = None
+        _IMPORTED.setdefault(self.entity_name, []).append(self)
 
     def __repr__(self) -> str:
         return f"<{self.entity_name}Provider table={self.table!r}>"
