@@ -1456,3 +1456,17 @@ def test_a_second_sort_and_a_refused_raw_fragment_are_our_errors(corpus: Corpus)
     ) as raised:
         P.search_ids_in_redis(corpus.ctx, RedisSearchQuery[BookEntity]().raw("@title:((("))
     assert isinstance(raised.value.__cause__, Exception)
+
+
+def test_a_condition_a_field_lacks_names_the_field_and_its_conditions() -> None:
+    with pytest.raises(
+        AttributeError,
+        match=r"BookEntity\.title \(TextSearchField\) has no eq\(\).*searchable='tag' or 'both'",
+    ):
+        U.title.eq("Dune")
+    with pytest.raises(
+        AttributeError,
+        match=r"BookEntity\.pages \(NumericSearchField\) has no match\(\): its conditions are between, eq",
+    ):
+        U.pages.match("x")
+    assert not hasattr(S.pages, "_missing")

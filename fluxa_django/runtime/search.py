@@ -33,7 +33,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from typing_extensions import TypeVar
 
@@ -299,6 +299,28 @@ class SearchField(Generic[T, E]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+    if not TYPE_CHECKING:  # (for mypy a missing condition stays an error it reports)
+
+        def __getattr__(self, name: str) -> Any:
+            """A condition this kind of field does not have: say which ones it has."""
+            if name.startswith("_"):
+                raise AttributeError(name)
+            conditions = sorted(
+                n
+                for cls in type(self).__mro__
+                for n, v in vars(cls).items()
+                if callable(v) and not n.startswith("_")
+            )
+            raise AttributeError(
+                f"{self.where} ({type(self).__name__}) has no {name}(): its conditions are "
+                f"{', '.join(conditions)}"
+                + (
+                    " (a str field needs searchable='tag' or 'both' for eq/in_)"
+                    if isinstance(self, TextSearchField) and name in ("eq", "in_")
+                    else ""
+                )
+            )
 
     def _make(self, text: str | None) -> SearchCondition[E]:
         return SearchCondition(text, self.entity)
