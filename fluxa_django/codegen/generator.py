@@ -372,10 +372,9 @@ def _search_references(schema: EntitySchema) -> list[tuple[str, Expr]]:
             else:
                 vt = value_type(column)
             tag_kind = "int" if vt == "int" else "str"
-            if column.enum_values:  # an enum's or a set's members: other values are refused
-                members = ", ".join(py_str(v) for v in column.enum_values)
-                comma = "," if len(column.enum_values) == 1 else ""  # (no magic trailing comma)
-                options.append(f"members=({members}{comma})")
+            if column.kind in (FieldKind.ENUM, FieldKind.SET):  # other values are refused
+                table = "VALUES" if column.kind is FieldKind.ENUM else "ORDER"  # (_enum_tables)
+                options.append(f"members=_{column.name.upper()}_{table}")
             ref = call(f"TagSearchField[{vt}, {schema.name}]", name, py_str(tag_kind), *options)
         elif kind == "TEXT":
             ref = call(f"TextSearchField[{schema.name}]", name, *options)

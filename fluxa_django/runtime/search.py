@@ -440,7 +440,7 @@ class TagSearchField(SearchField[T, E]):
         sortable: bool = False,
         entity: str = "",
         attribute: str | None = None,
-        members: tuple[str, ...] = (),
+        members: Iterable[str] = (),
     ) -> None:
         super().__init__(name, nullable=nullable, sortable=sortable, entity=entity)
         self.kind = kind  # "str", "enum", "int"

@@ -258,12 +258,8 @@ class _BookEntitySearchFields:
     updated_at: Final = NumericSearchField[datetime.datetime, BookEntity](
         "updated_at", "datetime", sortable=True
     )
-    genre: Final = TagSearchField[Genre, BookEntity](
-        "genre", "str", members=("novel", "poetry", "essay")
-    )
-    tags: Final = TagSearchField[Tag, BookEntity](
-        "tags", "str", nullable=True, members=("new", "sale")
-    )
+    genre: Final = TagSearchField[Genre, BookEntity]("genre", "str", members=_GENRE_VALUES)
+    tags: Final = TagSearchField[Tag, BookEntity]("tags", "str", nullable=True, members=_TAGS_ORDER)
     category: Final = NumericSearchField[int, BookEntity](
         "category", "ref", nullable=True, target="CategoryEntity"
     )

@@ -192,11 +192,9 @@ class _ProductEntitySearchFields:
 
     name: Final = TextSearchField[ProductEntity]("name", sortable=True)
     price: Final = NumericSearchField[float, ProductEntity]("price", "float", sortable=True)
-    status: Final = TagSearchField[Status, ProductEntity](
-        "status", "str", members=("draft", "active", "archived")
-    )
+    status: Final = TagSearchField[Status, ProductEntity]("status", "str", members=_STATUS_VALUES)
     tags: Final = TagSearchField[Tag, ProductEntity](
-        "tags", "str", nullable=True, members=("new", "sale")
+        "tags", "str", nullable=True, members=_TAGS_ORDER
     )
 
 
