@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.connection import AbstractConnection
 
 from fluxa_django.runtime.observe import OBSERVERS
 
@@ -66,10 +67,11 @@ class RoundTrips:
 
 
 class RedisCommands:
-    """The commands redis-py sends, on any client (pipelines aside), while active (``with``).
+    """The commands sent to Redis, on any connection (pipelines aside), while active (``with``).
 
-    Counted below fluxa, at ``redis.Redis.execute_command``: what fluxa reports to its
-    observers (``RoundTrips``) may leave some out.
+    Counted below fluxa and below redis-py's client, at the connection's
+    ``send_command``: what fluxa reports to its observers (``RoundTrips``) may leave
+    some out, and fluxa's hot reads do not go through ``Redis.execute_command``.
     """
 
     def __init__(self) -> None:
@@ -77,16 +79,16 @@ class RedisCommands:
         self._original: Callable[..., Any] | None = None
 
     def __enter__(self) -> RedisCommands:
-        original: Callable[..., Any] = getattr(redis.Redis, "execute_command")  # noqa: B009
+        original: Callable[..., Any] = AbstractConnection.send_command
         self._original = original
         names = self.names
 
-        def counting(client: redis.Redis, *args: Any, **options: Any) -> Any:
+        def counting(connection: AbstractConnection, *args: Any, **options: Any) -> Any:
             name = args[0]
             names.append((name.decode() if isinstance(name, bytes) else str(name)).upper())
-            return original(client, *args, **options)
+            return original(connection, *args, **options)
 
-        setattr(redis.Redis, "execute_command", counting)  # noqa: B010
+        setattr(AbstractConnection, "send_command", counting)  # noqa: B010
         return self
 
     def __exit__(
@@ -95,7 +97,7 @@ class RedisCommands:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        setattr(redis.Redis, "execute_command", self._original)  # noqa: B010
+        setattr(AbstractConnection, "send_command", self._original)  # noqa: B010
 
 
 def check_tier(tier: str, call: Callable[[], object], mysql: int, redis: int) -> list[str]:

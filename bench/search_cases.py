@@ -8,7 +8,7 @@ clients (the search pool on database 0, the row cache on database 15) and a bare
 msgpack unpack of each cached value. django: the ORM equivalent, from MySQL.
 
 Untimed checks, before and after the timed calls: a warm call sends exactly one
-``FT.SEARCH`` and one ``MGET`` (counted at redis-py's ``execute_command``) and no
+``FT.SEARCH`` and one ``MGET`` (counted at the connections' ``send_command``) and no
 MySQL query; the three contenders return the same 100 rows, in the same order.
 """
 
@@ -205,7 +205,7 @@ class RedisSearchMany(Case):
                 f"(MGET, decode, entities; fastest minus FT.SEARCH-only figures): fluxa "
                 f"{rows_fluxa / 1000:.1f} µs, raw {rows_raw / 1000:.1f} µs",
                 f"checked before and after the timed calls: a warm call sends "
-                f"{' + '.join(EXPECTED_COMMANDS)} (counted at redis-py) and makes no MySQL "
+                f"{' + '.join(EXPECTED_COMMANDS)} (counted at the connection) and makes no MySQL "
                 f"round trip; fluxa's own round-trip observers saw {observed}",
             ],
             problems=problems,

@@ -23,6 +23,7 @@ from fluxa_django.backends.redis import (
     RateLimit,
     RedisClient,
     RedisPool,
+    quick_command,
     tool_namespace,
 )
 from fluxa_django.config import RedisOptions
@@ -571,3 +572,30 @@ def test_the_engine_gives_its_pools_the_app_name() -> None:
         assert engine.redis().get_locker().key("x") == f"fx:lock:{tool_namespace('shop')}:x"
     finally:
         engine.close()
+
+
+def test_the_hot_read_path_retries_a_broken_connection_once_and_keeps_a_good_one() -> None:
+    """``quick_command`` (the row cache's and Redis Search's reads) follows the pool's
+    retry rule without ``execute_command``: a pooled connection the server closed is
+    replaced and the command sent again; an error reply is raised as redis-py raises
+    it and the connection stays in the pool; a server that is gone raises."""
+    host, port = REDIS_ADDRESS.split(":")
+    client = redis.Redis(host=host, port=int(port), db=REDIS_TEST_DB)
+    key = f"quick:{uuid.uuid4().hex}"
+    try:
+        client.set(key, b"v")
+        assert quick_command(client, "MGET", key, key + ":none") == [b"v", None]
+        (mine,) = client.connection_pool._available_connections
+        killer = redis.Redis(host=host, port=int(port))
+        killer.client_kill_filter(_id=str(quick_command(client, "CLIENT", "ID")))
+        assert quick_command(client, "GET", key) == b"v"  # broken, replaced, sent again
+        with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+            quick_command(client, "GET")
+        (kept,) = client.connection_pool._available_connections
+        assert kept is mine and kept._sock is not None  # the same connection, reused
+    finally:
+        client.delete(key)
+        client.close()
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    with pytest.raises(redis.ConnectionError):
+        quick_command(gone, "GET", key)

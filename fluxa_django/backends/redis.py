@@ -789,6 +789,34 @@ class _SwitchWatcher:
         pool.follow(address, node)
 
 
+def quick_command(client: redis.Redis, *args: Any) -> Any:
+    """One command and its raw reply on a pooled connection of ``client``, without
+    ``execute_command``'s per-call machinery (its retry object, response callbacks
+    and option handling): the hot reads (the row cache's ``GET``/``MGET``, Redis
+    Search) call this. The same rules as the pool's ``retry`` setting: a connection
+    that broke is dropped and the command sent once more on a new one, a timeout is
+    not retried; an error reply leaves the connection in the pool. For commands
+    without a response callback (the reply is what the server sent)."""
+    pool = client.connection_pool
+    for attempt in (0, 1):
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_command(*args)
+            return conn.read_response()
+        except redis.ResponseError:
+            raise  # the whole reply was read: the connection is fine
+        except redis.ConnectionError:
+            conn.disconnect()
+            if attempt:
+                raise
+        except BaseException:  # a timeout, or interrupted mid-reply: never reused
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+    raise AssertionError("unreachable")  # (the loop returns or raises)
+
+
 class _DirectPool(redis.ConnectionPool):
     """The connections of a direct pool (see ``_current``)."""
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from fluxa_django import metrics
+from fluxa_django.backends.redis import quick_command
 from fluxa_django.errors import FluxaError, PoolError
 from fluxa_django.runtime import search
 from fluxa_django.runtime.namespace import key_prefix
@@ -241,7 +242,7 @@ class SearchIndex:
     def _command(self, *args: Any) -> Any:
         if OBSERVERS:
             notify("redis", _OPERATIONS.get(args[0], args[0].lower()))
-        return self._client().execute_command(*args)  # type: ignore[no-untyped-call]
+        return quick_command(self._client(), *args)
 
     def _unreachable(self, exc: BaseException, what: str) -> PoolError:
         self.redis.failed(exc)

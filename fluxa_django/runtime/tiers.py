@@ -25,12 +25,14 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from fluxa_django import metrics
 from fluxa_django.backends.localcache import MISSING as _MISSING
+from fluxa_django.backends.redis import quick_command
 from fluxa_django.runtime import codec
 from fluxa_django.runtime import mysql as sql_runner
 from fluxa_django.runtime.invalidation import Invalidation, InvalidationBus
@@ -306,11 +308,11 @@ class Tiers:
         try:
             if len(keys) == 1:
                 key = keys[0]
-                values = [self._redis_call(ctx, "get", key.decode(), lambda: client.get(key))]
+                get = partial(quick_command, client, "GET", key)
+                values = [self._redis_call(ctx, "get", key.decode(), get)]
             else:
-                values = self._redis_call(
-                    ctx, "mget", f"{len(keys)} key(s)", lambda: client.mget(keys)
-                )
+                mget = partial(quick_command, client, "MGET", *keys)
+                values = self._redis_call(ctx, "mget", f"{len(keys)} key(s)", mget)
         except (redis.RedisError, OSError) as exc:
             warn_redis_down(self.redis_pool, exc, "reading from MySQL")
             return self._from_mysql(ctx, ids)
