@@ -38,14 +38,14 @@ _IMPORTED: dict[str, list[ProviderBase[Any]]] = {}
 
 def imported_provider(entity: str, table: str, stamp: str | None) -> ProviderBase[Any] | None:
     """The imported provider of ``entity`` on ``table`` (with ``stamp``: of that
-    definition), or ``None`` when no generated module holding it was imported or
-    several match."""
+    definition; the newest when a module was imported again), or ``None`` when no
+    generated module holding it was imported."""
     found = [
         p
         for p in _IMPORTED.get(entity, [])
         if p.table == table and (stamp is None or p.schema_stamp == stamp)
     ]
-    return found[0] if len(found) == 1 else None
+    return found[-1] if found else None
 
 
 class ProviderBase(Generic[E]):

@@ -427,7 +427,7 @@ class NumericSearchField(SearchField[T, E]):
 
 
 class TagSearchField(SearchField[T, E]):
-    """A TAG field: exact match of enums, sets (contains), references, ids and tag strings."""
+    """A TAG field: exact match of enums, sets (contains) and tag strings."""
 
     __slots__ = ("kind", "members")
 
@@ -444,7 +444,7 @@ class TagSearchField(SearchField[T, E]):
     ) -> None:
         super().__init__(name, nullable=nullable, sortable=sortable, entity=entity)
         self.kind = kind  # "str", "enum", "int"
-        self.members = frozenset(members)  # an enum's or a set's values ("": any)
+        self.members = frozenset(members)  # an enum's or a set's values (empty: any str)
         if attribute is not None:
             self.attribute = attribute
 
