@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from fluxa_django import Engine, PoolError, Registry
+from fluxa_django import Context, Engine, PoolError, Registry
 from fluxa_django.conf import entity_classes
 from fluxa_django.config import ASYNC_SQL_FAILED_TOPIC, ASYNC_SQL_TOPIC, AsyncFlushOptions
 from fluxa_django.migrate import apply_alters, plan_mysql
@@ -35,7 +35,13 @@ from fluxa_django.runtime.async_flush import (
 from fluxa_django.runtime.codec import _ext
 from fluxa_django.runtime.provider import ProviderBase
 from fluxa_django.testing.plugin import clear_redis_db
-from tests.generated import CategoryEntityProvider, ProductEntityProvider, Status
+from tests.generated import (
+    CategoryEntity,
+    CategoryEntityProvider,
+    ProductEntity,
+    ProductEntityProvider,
+    Status,
+)
 from tests.services import KAFKA_BROKER, REDIS_ADDRESS, REDIS_TEST_DB, mysql_uri
 
 
@@ -116,13 +122,19 @@ def _end_offsets() -> dict[int, int]:
         consumer.close()
 
 
-def test_one_record_per_table_with_the_flush_statements(engine: Engine) -> None:
-    ctx = engine.new_context()
-    before = _end_offsets()
+def _dune(ctx: Context) -> tuple[CategoryEntity, ProductEntity]:
+    """A new category "Books" and a new product "Dune" in it (not flushed)."""
     books = CategoryEntityProvider.new(ctx)
     books.name = "Books"
     dune = ProductEntityProvider.new(ctx)
     dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    return books, dune
+
+
+def test_one_record_per_table_with_the_flush_statements(engine: Engine) -> None:
+    ctx = engine.new_context()
+    before = _end_offsets()
+    books, dune = _dune(ctx)
     ctx.flush_async(update_cache=False)
     assert ctx.tracked == []
     records = _records_since(engine, before, 2)
@@ -143,10 +155,7 @@ def test_one_record_per_table_with_the_flush_statements(engine: Engine) -> None:
 
 def test_update_cache_true_reads_your_writes_before_mysql(engine: Engine) -> None:
     ctx = engine.new_context()
-    books = CategoryEntityProvider.new(ctx)
-    books.name = "Books"
-    dune = ProductEntityProvider.new(ctx)
-    dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    _, dune = _dune(ctx)
     ctx.flush()
     dune.price = 12.25
     ctx.flush_async(update_cache=True)
@@ -160,10 +169,7 @@ def test_changes_that_plan_to_nothing_publish_nothing_at_once(engine: Engine) ->
     record (an empty one was published), and flush_async returns at once (with no record
     at all it waited delivery_timeout + 1 s for acknowledgements)."""
     ctx = engine.new_context()
-    books = CategoryEntityProvider.new(ctx)
-    books.name = "Books"
-    dune = ProductEntityProvider.new(ctx)
-    dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    _, dune = _dune(ctx)
     ctx.flush()
     dune.delete()
     ctx.flush()
@@ -355,10 +361,7 @@ def test_a_consumer_without_an_entitys_provider_still_keeps_its_caches_right(
     for one entity's hooks) is found among the imported generated providers, so the cache
     entries of its rows are still replaced after the records are applied."""
     ctx = engine.new_context()
-    books = CategoryEntityProvider.new(ctx)
-    books.name = "Books"
-    dune = ProductEntityProvider.new(ctx)
-    dune.name, dune.price, dune.category, dune.status = "Dune", 9.5, books, Status.ACTIVE
+    _, dune = _dune(ctx)
     ctx.flush()
     warm = ProductEntityProvider.get_by_id(engine.new_context(), dune.id)  # cached now
     assert warm is not None and warm.price == 9.5
