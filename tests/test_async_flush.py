@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import enum
 import time
 import uuid
 from collections.abc import Iterator
@@ -202,6 +203,10 @@ def test_the_namespace_is_read_without_decoding_the_record(engine: Engine) -> No
     ctx.clear_flush()
 
 
+class _Level(enum.IntEnum):
+    HIGH = 2
+
+
 def _record(inserted: list[list[Any]]) -> AsyncRecord:
     return AsyncRecord(
         flush_id="f" * 32,
@@ -243,6 +248,10 @@ def test_new_rows_of_every_column_type_travel_as_columns_and_come_back_equal() -
     assert decoded == record
     for got, want in zip(decoded.inserted, rows, strict=True):
         assert [type(v) for v in got] == [type(v) for v in want]
+    # values of subclasses of str and int (a str enum, an IntEnum): written as msgpack
+    # writes them, as their str and int
+    odd = _record([[1, Status.ACTIVE, _Level.HIGH], [2, "draft", 1]])
+    assert AsyncRecord.decode(odd.encode()).inserted == [[1, "active", 2], [2, "draft", 1]]
     one = _record([rows[0]])
     assert AsyncRecord.decode(one.encode()).inserted == [rows[0]]
     none = _record([])
@@ -357,9 +366,9 @@ def test_the_consumer_applies_each_record_once(engine: Engine) -> None:
 def test_a_consumer_without_an_entitys_provider_still_keeps_its_caches_right(
     engine: Engine,
 ) -> None:
-    """``providers`` is the map of hooks; an entity missing from it (as in a consumer built
-    for one entity's hooks) is found among the imported generated providers, so the cache
-    entries of its rows are still replaced after the records are applied."""
+    """An entity missing from ``providers`` (here: an empty map) is found among the
+    imported generated providers, so the cache entries of its rows are still replaced
+    after the records are applied."""
     ctx = engine.new_context()
     _, dune = _dune(ctx)
     ctx.flush()

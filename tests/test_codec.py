@@ -33,6 +33,7 @@ def test_a_batch_with_anything_off_is_refused_whole() -> None:
     narrower = codec.encode_row(STAMP, _rows(2)[1][:5])
     not_a_pair = codec.encode_row(STAMP, ())[:-1] + b"\x01"
     for bad in (
+        b"",  # an empty value (the one-by-one path takes the lease for it)
         two_in_one,
         truncated,
         other_stamp,
@@ -56,3 +57,13 @@ def test_a_batch_accepts_ids_of_any_sequence_and_refuses_a_count_mismatch() -> N
     assert codec.decode_rows(STAMP, values[:3], [0, 1, 2, 3], 6) is None
     assert codec.decode_rows(STAMP, values, [0, 1, 2], 6) is None
     assert codec.decode_rows(STAMP, values, [0, 2, 1, 3], 6) is None  # in the keys' order
+
+
+def test_values_that_shift_the_framing_between_keys_are_refused() -> None:
+    """An empty value before a value holding two entries, or one entry split across two
+    keys, decode as a whole to the right number of entries: each value is checked to
+    start an entry, so the batch is refused (the value-by-value path decides)."""
+    a, b = (codec.encode_row(STAMP, row) for row in _rows(2))
+    assert codec.decode_rows(STAMP, [b"", a + b], [0, 1], 6) is None
+    assert codec.decode_rows(STAMP, [a[:5], a[5:] + b], [0, 1], 6) is None
+    assert codec.decode_rows(STAMP, [a, b], [0, 1], 6) == dict(enumerate(_rows(2)))

@@ -574,26 +574,63 @@ def test_the_engine_gives_its_pools_the_app_name() -> None:
         engine.close()
 
 
-def test_the_hot_read_path_retries_a_broken_connection_once_and_keeps_a_good_one() -> None:
+def test_the_hot_read_path_retries_a_broken_connection_once_and_keeps_a_good_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``quick_command`` (the row cache's and Redis Search's reads) follows the pool's
-    retry rule without ``execute_command``: a pooled connection the server closed is
-    replaced and the command sent again; an error reply is raised as redis-py raises
-    it and the connection stays in the pool; a server that is gone raises."""
+    retry rule without ``execute_command``: a connection that breaks while the reply is
+    read is dropped and the command sent once more on a new one; a timeout is not
+    retried (the connection is dropped); an error reply is raised as redis-py raises it
+    and the connection stays in the pool; a server that is gone raises."""
+    from redis.connection import AbstractConnection
+
     host, port = REDIS_ADDRESS.split(":")
     client = redis.Redis(host=host, port=int(port), db=REDIS_TEST_DB)
     key = f"quick:{uuid.uuid4().hex}"
+    real = AbstractConnection.read_response
+    real_send: Any = AbstractConnection.send_command
+    failures: list[type[Exception]] = []  # raised by the reads of the next GETs' replies
+    sent: list[str] = []  # the GETs sent (the handshakes of new connections left out)
+
+    def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args[0] == "GET":
+            sent.append("GET")
+        return real_send(self, *args, **kwargs)
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures and sent and sent[-1] == "GET":
+            sent[-1] = "GET (failed)"
+            raise failures.pop()("injected")
+        return real(self, *args, **kwargs)
+
     try:
         client.set(key, b"v")
         assert quick_command(client, "MGET", key, key + ":none") == [b"v", None]
+        monkeypatch.setattr(AbstractConnection, "read_response", flaky)
+        monkeypatch.setattr(AbstractConnection, "send_command", send)
+        failures.append(redis.ConnectionError)
+        assert quick_command(client, "GET", key) == b"v"  # dropped, sent again, answered
+        assert sent == ["GET (failed)", "GET"]
+        sent.clear()
+        failures.append(redis.TimeoutError)
+        with pytest.raises(redis.TimeoutError):
+            quick_command(client, "GET", key)
+        assert sent == ["GET (failed)"], "a timeout is not retried"
+        sent.clear()
+        failures.extend([redis.ConnectionError, redis.ConnectionError])
+        with pytest.raises(redis.ConnectionError):
+            quick_command(client, "GET", key)  # broken twice: raised after one retry
+        assert sent == ["GET (failed)", "GET (failed)"]
+        monkeypatch.setattr(AbstractConnection, "read_response", real)
+        monkeypatch.setattr(AbstractConnection, "send_command", real_send)
         (mine,) = client.connection_pool._available_connections
-        killer = redis.Redis(host=host, port=int(port))
-        killer.client_kill_filter(_id=str(quick_command(client, "CLIENT", "ID")))
-        assert quick_command(client, "GET", key) == b"v"  # broken, replaced, sent again
         with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
             quick_command(client, "GET")
         (kept,) = client.connection_pool._available_connections
         assert kept is mine and kept._sock is not None  # the same connection, reused
     finally:
+        monkeypatch.setattr(AbstractConnection, "read_response", real)
+        monkeypatch.setattr(AbstractConnection, "send_command", real_send)
         client.delete(key)
         client.close()
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)

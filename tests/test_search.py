@@ -1470,3 +1470,28 @@ def test_a_condition_a_field_lacks_names_the_field_and_its_conditions() -> None:
     ):
         U.pages.match("x")
     assert not hasattr(S.pages, "_missing")
+
+
+def test_an_index_of_another_definition_asks_for_fluxa_migrate(corpus: Corpus) -> None:
+    """Code deployed before ``fluxa_migrate`` rebuilt the index (here: an index of an older
+    definition, without the ``_id`` sort field, behind the alias): the refused query says
+    to run the migration, naming entity and pool."""
+    index = P._binding(corpus.ctx).search
+    assert index is not None
+    old = f"{index.base}i:000000000000:1"
+    client = index.redis.client
+    client.execute_command(  # type: ignore[no-untyped-call]
+        "FT.CREATE", old, "ON", "HASH", "PREFIX", "1", index.doc_prefix, "SCHEMA", "title", "TEXT"
+    )
+    current = index.current()
+    try:
+        client.execute_command("FT.ALIASUPDATE", index.alias, old)  # type: ignore[no-untyped-call]
+        with pytest.raises(
+            PoolError,
+            match=r"BookEntity: .*redis pool 'search' was built from another definition.*fluxa_migrate",
+        ):
+            P.search_ids_in_redis(corpus.ctx, RedisSearchQuery())
+    finally:
+        client.execute_command("FT.ALIASUPDATE", index.alias, current)  # type: ignore[no-untyped-call]
+        client.execute_command("FT.DROPINDEX", old)  # type: ignore[no-untyped-call]
+    assert len(P.search_ids_in_redis(corpus.ctx, RedisSearchQuery())) == len(ALL)

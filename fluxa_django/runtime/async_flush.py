@@ -242,6 +242,7 @@ def _default(value: Any) -> Any:
 # (and NULLs) is written as their text in one C-level pass and marked with its extension
 # code, instead of one ``_default`` call per value (which was most of the encoding).
 _PLAIN = frozenset({int, str, float, bool, bytes, list, tuple, dict, type(None)})  # msgpack's own
+_NATIVE = (int, str, float, bytes, list, tuple, dict, type(None))  # subclasses too (IntEnum...)
 _TO_TEXT: dict[type, tuple[int, Callable[[Any], str]]] = {
     datetime.datetime: (codec._EXT_DATETIME, datetime.datetime.isoformat),
     datetime.date: (codec._EXT_DATE, datetime.date.isoformat),
@@ -267,7 +268,7 @@ def _columns(rows: Sequence[Stored]) -> list[Any]:
         kinds.discard(type(None))
         found = _TO_TEXT.get(kinds.pop()) if len(kinds) == 1 else None
         if found is None:  # anything else, value by value as in the rows of updates
-            columns[position] = [v if type(v) in _PLAIN else _default(v) for v in column]
+            columns[position] = [v if isinstance(v, _NATIVE) else _default(v) for v in column]
             continue
         code, to_text = found
         marks[position] = code

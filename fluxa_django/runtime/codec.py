@@ -103,13 +103,19 @@ def decode_rows(
     misses, markers, a corrupt value).
 
     The values are decoded as one msgpack array (one call into the decoder for the
-    batch, not one per value); the checks after it are what makes that safe: a missing
-    key (``None``), a control value (``\\x00...`` decodes as small integers) or a value
-    that is not exactly one entry shifts or breaks the framing, and then the count, the
-    ``[stamp, row]`` shape, the stamps, the row widths or the ids cannot all match."""
-    if len(values) != len(ids):
+    batch, not one per value). Checked before: every value is present, not empty and
+    starts with the entry header (``[stamp, ...``: no control value, no other stamp);
+    after: the batch is exactly ``len(ids)`` entries, each ``[stamp, row]`` with a
+    tuple row of ``width`` columns whose id is its key's. A value that is not exactly
+    one entry shifts the framing and breaks one of these; what could still pass is a
+    forger's pair of values that splits entries across keys so that the shifted bytes
+    are again valid entries of the right ids — rows he could have written directly.
+    The value-by-value path the caller falls back to checks each value alone."""
+    if len(values) != len(ids) or not all(values):  # (a missing key is None, b"" empty)
         return None
     try:
+        if not all(map(operator.methodcaller("startswith", stamp_prefix(stamp)), values)):
+            return None
         entries = msgpack.unpackb(
             b"\xdd" + len(values).to_bytes(4, "big") + b"".join(values),
             ext_hook=_ext,

@@ -17,6 +17,7 @@ rebuild continues from its progress key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -350,6 +351,27 @@ class SearchIndex:
             )
         return self._unreachable(exc, f"{self.entity} search failed")
 
+    def _refused(self, exc: redis.ResponseError) -> FluxaError:
+        """A query RediSearch refused, as the caller's error: the index is missing, was
+        built from another definition (``fluxa_migrate`` not run since the code changed),
+        or the query itself is wrong (a ``raw()`` fragment)."""
+        failed = self._failed(exc)
+        if "does not exist" in str(failed):
+            return failed
+        with contextlib.suppress(redis.RedisError, OSError):
+            current = self.current()
+            if current is not None and not current.startswith(f"{self.base}i:{self.version}:"):
+                return PoolError(
+                    f"{self.entity}: its Redis Search index on redis pool {self.redis.code!r} "
+                    f"was built from another definition of the entity ({current}): run "
+                    f"`manage.py fluxa_migrate` (RediSearch: {exc})",
+                    pool=self.redis.code,
+                )
+        return FluxaError(
+            f"{self.entity}: Redis Search refused the query on redis pool "
+            f"{self.redis.code!r}: {exc}"
+        )
+
     def search(
         self,
         query_string: str,
@@ -380,13 +402,7 @@ class SearchIndex:
         try:
             reply = self._logged(ctx, shown, *args)
         except redis.ResponseError as exc:
-            failed = self._failed(exc)
-            if "does not exist" not in str(failed):  # a query RediSearch refuses (raw())
-                raise FluxaError(
-                    f"{self.entity}: Redis Search refused the query on redis pool "
-                    f"{self.redis.code!r}: {exc}"
-                ) from exc
-            raise failed from exc
+            raise self._refused(exc) from exc
         except (redis.RedisError, OSError) as exc:
             raise self._failed(exc) from exc
         return search.parse_search(reply, self.doc_prefix)
@@ -405,7 +421,10 @@ class SearchIndex:
         args += ["WITHCURSOR", "COUNT", str(BATCH), "DIALECT", "2"]
         rows: list[tuple[int, str | None]] = []
         try:
-            reply = self._logged(ctx, f"FT.AGGREGATE {self.alias} WITHCURSOR", *args)
+            try:
+                reply = self._logged(ctx, f"FT.AGGREGATE {self.alias} WITHCURSOR", *args)
+            except redis.ResponseError as exc:
+                raise self._refused(exc) from exc
             while True:
                 found, cursor = _aggregate_rows(reply, field)
                 rows += found

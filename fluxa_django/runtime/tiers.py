@@ -159,9 +159,8 @@ class Tiers:
         # The table's namespace (runtime/namespace.py): local-cache keys and invalidations.
         # Redis keys add the Redis server's epoch (its run id): see ``redis_prefix``.
         self.prefix = prefix
-        self._generation = -1
-        self._redis_prefix = prefix
-        self._redis_prefix_bytes = prefix.encode()
+        # (generation, text, bytes) of the epoch the prefix is of (see ``_prefixes``)
+        self._epoch_prefix: tuple[int, str, bytes] = (-1, prefix, prefix.encode())
         self.stamp = stamp
         self.width = width  # columns of a row: an entry with another count is not a row
         self._stamp_prefix = codec.stamp_prefix(stamp)
@@ -182,24 +181,25 @@ class Tiers:
         restarted from an older snapshot, or a replica promoted by a failover, has
         another one, so the entries it brought back are never read (they expire).
         """
-        if self.redis_pool.generation != self._generation:
-            self._follow_epoch()
-        return self._redis_prefix
+        return self._prefixes()[0]
 
     @property
     def redis_prefix_bytes(self) -> bytes:
         """``redis_prefix`` encoded: the keys of a batch read are built as bytes (redis-py
         sends bytes as they are; a str costs it an encode per key)."""
-        if self.redis_pool.generation != self._generation:
-            self._follow_epoch()
-        return self._redis_prefix_bytes
+        return self._prefixes()[1]
 
-    def _follow_epoch(self) -> None:
+    def _prefixes(self) -> tuple[str, bytes]:
+        """Both forms of the prefix, of one epoch: replaced as one tuple (two threads
+        following a change cannot leave the text and the bytes of different epochs)."""
+        generation, text, data = self._epoch_prefix
         pool = self.redis_pool
-        generation = pool.generation  # before the epoch: a change between is seen next time
-        self._redis_prefix = f"{self.prefix}{pool.epoch[:16]}:"
-        self._redis_prefix_bytes = self._redis_prefix.encode()
-        self._generation = generation
+        if pool.generation != generation:
+            generation = pool.generation  # before the epoch: a change between is seen next
+            text = f"{self.prefix}{pool.epoch[:16]}:"
+            data = text.encode()
+            self._epoch_prefix = (generation, text, data)
+        return text, data
 
     def key(self, id_: int) -> str:
         return f"{self.redis_prefix}{id_}"
