@@ -223,17 +223,7 @@ class _DjangoCreate:
         self.objs = []
         for r in self.records:
             self.next_id += 1
-            self.objs.append(
-                BenchItem(
-                    id=self.next_id,
-                    name=r.name,
-                    price=r.price_decimal,
-                    quantity=r.quantity,
-                    active=r.active,
-                    created_at=r.created_at,
-                    category=r.category,
-                )
-            )
+            self.objs.append(BenchItem.of(r, self.next_id))
 
     def run(self) -> None:
         BenchItem.objects.bulk_create(self.objs)
@@ -399,18 +389,7 @@ class AsyncConsume(Case):
 
     def _django(self) -> int:
         self.env.truncate(TABLE)
-        objs = [
-            BenchItem(
-                id=r.id,
-                name=r.name,
-                price=r.price_decimal,
-                quantity=r.quantity,
-                active=r.active,
-                created_at=r.created_at,
-                category=r.category,
-            )
-            for r in self.env.records
-        ]
+        objs = [BenchItem.of(r) for r in self.env.records]
         gc.collect()
         started = time.perf_counter_ns()
         BenchItem.objects.bulk_create(objs, batch_size=1000)

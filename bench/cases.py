@@ -228,18 +228,7 @@ class _RawInsert(_InsertContender):
 
 class _DjangoInsert(_InsertContender):
     def run(self) -> None:
-        objs = [
-            BenchItem(
-                id=r.id,
-                name=r.name,
-                price=r.price_decimal,
-                quantity=r.quantity,
-                active=r.active,
-                created_at=r.created_at,
-                category=r.category,
-            )
-            for r in self.env.records
-        ]
+        objs = [BenchItem.of(r) for r in self.env.records]
         BenchItem.objects.bulk_create(objs, batch_size=1000)
 
 

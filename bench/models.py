@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from django.db import models
+
+if TYPE_CHECKING:
+    from bench.environment import Record
 
 
 class BenchItemBase(models.Model):
@@ -23,6 +26,19 @@ class BenchItemBase(models.Model):
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.id}"
+
+    @classmethod
+    def of(cls, r: Record, id_: int | None = None) -> Self:
+        """An unsaved instance holding the record (its id, or ``id_``)."""
+        return cls(
+            id=r.id if id_ is None else id_,
+            name=r.name,
+            price=r.price_decimal,
+            quantity=r.quantity,
+            active=r.active,
+            created_at=r.created_at,
+            category=r.category,
+        )
 
 
 class BenchItem(BenchItemBase):
