@@ -180,6 +180,20 @@ def kafka_engine(
     return registry.validate(allow_unavailable=allow_unavailable)
 
 
+def group_engine(
+    names: dict[str, list[str]], partitions: int | None = 1
+) -> tuple[str, str, Engine]:
+    """A new topic (``partitions``; ``None``: not created) and consumer group of this run
+    (both deleted after the test), and an engine with the group registered."""
+    topic, group = unique("t" if partitions else "missing"), unique("g")
+    names["groups"].append(group)
+    if partitions:
+        names["topics"].append(topic)
+        create_topic(KAFKA_BROKER, topic, partitions=partitions)
+    definition = KafkaConsumerGroup(group, "events").topics(topic).session_timeout(SESSION_MS)
+    return topic, group, kafka_engine(groups=[definition])
+
+
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     built = kafka_engine()
@@ -397,12 +411,7 @@ def test_produce_calls_back_once_per_record(engine: Engine, names: dict[str, lis
 def test_consumer_group_reads_what_was_produced_and_resumes_after_reopen(
     names: dict[str, list[str]],
 ) -> None:
-    topic, group = unique("t"), unique("g")
-    names["topics"].append(topic)
-    names["groups"].append(group)
-    create_topic(KAFKA_BROKER, topic, partitions=2)
-    definition = KafkaConsumerGroup(group, "events").topics(topic).session_timeout(SESSION_MS)
-    engine = kafka_engine(groups=[definition])
+    topic, group, engine = group_engine(names, partitions=2)
     try:
         pool = engine.kafka("events")
         assert pool.consumer_group_names() == [group]
@@ -444,12 +453,7 @@ def test_consumer_group_reads_what_was_produced_and_resumes_after_reopen(
 
 
 def test_explicit_offsets_seek_and_stop(names: dict[str, list[str]]) -> None:
-    topic, group = unique("t"), unique("g")
-    names["topics"].append(topic)
-    names["groups"].append(group)
-    create_topic(KAFKA_BROKER, topic)
-    definition = KafkaConsumerGroup(group, "events").topics(topic).session_timeout(SESSION_MS)
-    engine = kafka_engine(groups=[definition])
+    topic, group, engine = group_engine(names)
     try:
         pool = engine.kafka("events")
         for i in range(5):
@@ -480,10 +484,7 @@ def test_unknown_or_empty_groups_are_refused(engine: Engine) -> None:
 
 
 def test_a_missing_topic_fails_the_poll(names: dict[str, list[str]]) -> None:
-    topic, group = unique("missing"), unique("g")
-    names["groups"].append(group)
-    definition = KafkaConsumerGroup(group, "events").topics(topic).session_timeout(SESSION_MS)
-    engine = kafka_engine(groups=[definition])
+    topic, group, engine = group_engine(names, partitions=None)
     try:
         with engine.kafka("events").consumer_group(group) as consumer:
             with pytest.raises(PoolError, match=topic):
@@ -495,12 +496,7 @@ def test_a_missing_topic_fails_the_poll(names: dict[str, list[str]]) -> None:
 
 
 def test_calls_are_logged_on_the_context_and_measured(names: dict[str, list[str]]) -> None:
-    topic, group = unique("t"), unique("g")
-    names["topics"].append(topic)
-    names["groups"].append(group)
-    create_topic(KAFKA_BROKER, topic)
-    definition = KafkaConsumerGroup(group, "events").topics(topic).session_timeout(SESSION_MS)
-    engine = kafka_engine(groups=[definition])
+    topic, group, engine = group_engine(names)
     registry = CollectorRegistry()
     previous = metrics.METRICS
     metrics.METRICS = metrics.Metrics(registry)
