@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import (
@@ -434,7 +435,7 @@ class KafkaPool:
         topic: str,
         value: Value | None,
         key: Value | None,
-        headers: Headers | None,
+        headers: list[tuple[str, bytes | None]] | None,
         partition: int | None,
         callback: Callable[[KafkaError | None, Message], None],
     ) -> None:
@@ -444,9 +445,8 @@ class KafkaPool:
             "key": _bytes("key", key),
             "on_delivery": callback,
         }
-        hdrs = _headers(headers)
-        if hdrs:
-            kwargs["headers"] = hdrs
+        if headers:
+            kwargs["headers"] = headers
         if partition is not None:
             kwargs["partition"] = partition
         deadline = time.monotonic() + self.options.delivery_timeout
@@ -486,7 +486,8 @@ class KafkaPool:
         context's query loggers (``source`` ``"kafka"``).
         """
         started, clock = time.time(), time.monotonic()
-        shown = _shown("PRODUCE", topic, key, value)
+        shown = partial(_shown, "PRODUCE", topic, key, value)
+        sent_headers = _headers(headers)
         if OBSERVERS:
             notify("kafka", "produce_sync")
         done = threading.Event()
@@ -498,7 +499,7 @@ class KafkaPool:
 
         try:
             self.breaker.check()
-            self._enqueue(topic, value, key, headers, partition, delivered)
+            self._enqueue(topic, value, key, sent_headers, partition, delivered)
             bound = self.options.delivery_timeout + GRACE
             if timeout is not None and timeout < bound:
                 if not done.wait(timeout):
@@ -513,24 +514,36 @@ class KafkaPool:
                 self.breaker.failed(reason, time.monotonic() - clock, bound)
                 raise self._error(f"produce to {topic!r}: {reason} (delivery_timeout)")
             err, msg = box[0]
-            if err is not None:
-                self._note(err)
-                if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._MSG_TIMED_OUT):
-                    reason = (
-                        "brokers unreachable"
-                        if err.code() == KafkaError._PURGE_QUEUE
-                        else ("produce timed out")
-                    )
-                    waited = time.monotonic() - clock
-                    self.breaker.failed(reason, waited, self.options.connect_timeout)
-                raise self._delivery_error(topic, err)
+            error = self._settle(topic, err, clock)
+            if error is not None:
+                raise error
         except PoolError as exc:
             self._observe(ctx, "produce_sync", shown, started, clock, exc)
             raise
-        self._down = None
-        self.breaker.ok()
         self._observe(ctx, "produce_sync", shown, started, clock, None)
-        return _record(msg, _headers(headers))
+        return _record(msg, sent_headers)
+
+    def _settle(self, topic: str, err: KafkaError | None, clock: float) -> PoolError | None:
+        """A delivery report of a record produced at ``clock``: the error its caller gets
+        (``None``: acknowledged). The breaker, the pool's down state and the delivery
+        metric follow it, whichever way the record was produced."""
+        sink = metrics.METRICS
+        if err is None:
+            self._down = None
+            self.breaker.ok()
+            if sink is not None:
+                sink.observe("kafka", self.code, "delivery", time.monotonic() - clock)
+            return None
+        self._note(err)
+        code = err.code()
+        if code in (KafkaError._PURGE_QUEUE, KafkaError._MSG_TIMED_OUT):
+            reason = (
+                "brokers unreachable" if code == KafkaError._PURGE_QUEUE else "produce timed out"
+            )
+            self.breaker.failed(reason, time.monotonic() - clock, self.options.connect_timeout)
+        if sink is not None:
+            sink.error("kafka", self.code)
+        return self._delivery_error(topic, err)
 
     def _note(self, err: KafkaError) -> None:
         """Replace the producer before its next use when ``err`` shows it is stuck."""
@@ -569,30 +582,19 @@ class KafkaPool:
         down). Raises ``PoolError`` at once while the pool's breaker is open.
         """
         started, clock = time.time(), time.monotonic()
-        shown = _shown("PRODUCE", topic, key, value)
+        shown = partial(_shown, "PRODUCE", topic, key, value)
         sent_headers = _headers(headers)
         if OBSERVERS:
             notify("kafka", "produce")
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
-            sink = metrics.METRICS
-            error = None
-            if err is not None:
-                self._note(err)
-                error = self._delivery_error(topic, err)
-            if sink is not None:
-                if error is None:
-                    sink.observe("kafka", self.code, "delivery", time.monotonic() - clock)
-                else:
-                    sink.error("kafka", self.code)
-            if error is None:
-                self._down = None
+            error = self._settle(topic, err, clock)
             if on_delivery is not None:
                 on_delivery(None if error is not None else _record(msg, sent_headers), error)
 
         try:
             self.breaker.check()
-            self._enqueue(topic, value, key, headers, partition, delivered)
+            self._enqueue(topic, value, key, sent_headers, partition, delivered)
         except PoolError as exc:
             self._observe(ctx, "produce", shown, started, clock, exc)
             raise
@@ -647,11 +649,13 @@ class KafkaPool:
         self,
         ctx: QueryLog | None,
         operation: str,
-        shown: str,
+        shown: str | Callable[[], str],
         started: float,
         clock: float,
         error: BaseException | None,
     ) -> None:
+        """A call for the metrics and ``ctx``'s loggers (``shown``: its text, or what
+        builds it, called only when somebody logs)."""
         sink = metrics.METRICS
         if sink is not None:
             if error is None:
@@ -659,7 +663,8 @@ class KafkaPool:
             else:
                 sink.error("kafka", self.code)
         if ctx is not None and ctx._loggers:
-            ctx._log("kafka", self.code, operation, shown, started, error)
+            text = shown() if callable(shown) else shown
+            ctx._log("kafka", self.code, operation, text, started, error)
 
     def close(self) -> None:
         """Deliver what is queued (5 s at most), then drop the rest: closing never
