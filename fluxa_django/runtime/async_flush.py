@@ -400,7 +400,7 @@ def flush_async(ctx: Context, update_cache: bool) -> None:
                     index.after_commit(items)
             _settle(ctx, table, untrack=bool(failed), visible=update_cache)
     for flush_keys in marked:
-        flush_keys.publish_rows(rows, REDIS_TTL)
+        flush_keys.release(committed=True, rows=rows, ttl=REDIS_TTL)
     if failed:
         names = ", ".join(f"{table} (pool {pool!r})" for pool, table in sorted(failed))
         others = ", the other tables were published" if len(failed) < len(records) else ""

@@ -106,33 +106,55 @@ class FlushKeys:
             ) from exc
         self.pool.breaker.ok()  # it answers again: reads use it at once
 
-    def release(self, committed: bool) -> None:
+    def release(self, committed: bool, rows: dict[str, bytes] | None = None, ttl: int = 0) -> None:
         """After the commit (or a failed write): delete the keys, evict local rows everywhere
         and lift the refill block of ``mark``. ``committed`` only chooses what is logged
-        when Redis fails here (``False``: the flush wrote nothing)."""
+        when Redis fails here (``False``: the flush wrote nothing).
+
+        ``rows`` (``flush_async(update_cache=True)``, once its records are published):
+        key -> encoded row or the not-found marker, put in place of the markers with
+        ``ttl`` — readers see the write before the consumer applies it; a marked key
+        without a row (its record failed) is deleted."""
         items = self._items()
         bus = self.bus
         if items and bus is not None:
             bus.evict_here(items)  # also lifts the block of mark()
-        doomed = self.keys + self.unique
+        placed = [(key, rows[key]) for key in self.keys if rows and key in rows]
+        doomed = [key for key in self.keys if not rows or key not in rows] + self.unique
         if self.generation >= 0 and self.pool.generation != self.generation:
             # The server changed between the mark and now (a failover): readers use keys
-            # of the new epoch, which may hold a fill of the old row; drop those too.
+            # of the new epoch, which may hold a fill of the old row; drop those too
+            # (and place nothing: the rows were keyed under the old epoch).
+            doomed += [key for key, _ in placed]
+            placed = []
             self._build_keys()
             doomed += self.keys + self.unique
-        if not doomed and not (items and bus is not None):
+        if not doomed and not placed and not (items and bus is not None):
             return
         pipe = self.pool.client.pipeline(transaction=False)
         for group in _by_slot(doomed):
             pipe.delete(*group)
+        for key, value in placed:
+            pipe.set(key, value, ex=ttl)
         if items and bus is not None:
             pipe.publish(bus.channel, bus.payload(items))
+        operation = "release" if rows is None else "publish_rows"
         if OBSERVERS:
-            notify("redis", "release")
+            notify("redis", operation)
         try:
-            _pipeline(self.pool.code, "release", pipe)
+            _pipeline(self.pool.code, operation, pipe)
         except (redis.RedisError, OSError) as exc:
-            if not committed:  # a flush that wrote nothing: only the markers stay a while
+            self.pool.failed(exc)
+            if rows is not None:
+                log.error(
+                    "fluxa: redis pool %r failed after an async flush was published (%s): "
+                    "its rows are read from MySQL (not yet changed there) until the write "
+                    "markers expire (%d s) or the consumer applies it",
+                    self.pool.code,
+                    type(exc).__name__,
+                    WRITE_MARKER_MS // 1000,
+                )
+            elif not committed:  # a flush that wrote nothing: only the markers stay a while
                 log.warning(
                     "fluxa: redis pool %r: could not drop the write markers of a failed "
                     "flush (%s); those rows bypass the cache until they expire (%d s)",
@@ -140,50 +162,15 @@ class FlushKeys:
                     type(exc).__name__,
                     WRITE_MARKER_MS // 1000,
                 )
-                return
-            log.error(
-                "fluxa: redis pool %r failed after a flush (%s): cached rows stay bypassed, "
-                "and other processes do not cache them locally, until the write markers "
-                "expire (%d s)",
-                self.pool.code,
-                type(exc).__name__,
-                WRITE_MARKER_MS // 1000,
-            )
-
-    def publish_rows(self, rows: dict[str, bytes], ttl: int) -> None:
-        """``flush_async(update_cache=True)``: after the records were published, put the
-        new rows in place of the write markers (``rows``: key -> encoded row or the
-        not-found marker; a marked key without a row is deleted), drop the unique keys again and lift the local refill block
-        everywhere: readers see the write before the consumer applies it."""
-        items = self._items()
-        bus = self.bus
-        if items and bus is not None:
-            bus.evict_here(items)
-        pipe = self.pool.client.pipeline(transaction=False)
-        for key in self.keys:  # a row not published (its record failed): its marker goes
-            value = rows.get(key)
-            if value is None:
-                pipe.delete(key)
             else:
-                pipe.set(key, value, ex=ttl)
-        for group in _by_slot(self.unique):
-            pipe.delete(*group)
-        if items and bus is not None:
-            pipe.publish(bus.channel, bus.payload(items))
-        if OBSERVERS:
-            notify("redis", "publish_rows")
-        try:
-            _pipeline(self.pool.code, "publish_rows", pipe)
-        except (redis.RedisError, OSError) as exc:
-            self.pool.failed(exc)
-            log.error(
-                "fluxa: redis pool %r failed after an async flush was published (%s): "
-                "its rows are read from MySQL (not yet changed there) until the write "
-                "markers expire (%d s) or the consumer applies it",
-                self.pool.code,
-                type(exc).__name__,
-                WRITE_MARKER_MS // 1000,
-            )
+                log.error(
+                    "fluxa: redis pool %r failed after a flush (%s): cached rows stay "
+                    "bypassed, and other processes do not cache them locally, until the "
+                    "write markers expire (%d s)",
+                    self.pool.code,
+                    type(exc).__name__,
+                    WRITE_MARKER_MS // 1000,
+                )
 
 
 def _by_slot(keys: list[str]) -> list[list[str]]:
