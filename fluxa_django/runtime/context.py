@@ -84,8 +84,7 @@ class Context:
         if seconds < 0:
             raise ValueError("context cache TTL must be >= 0")
         self._ttl = float(seconds)
-        self._deadline = 0.0
-        self._cache.clear()  # entries cached under the old TTL must not outlive the new one
+        self._release()  # entries cached under the old TTL must not outlive the new one
 
     def disable_context_cache(self) -> None:
         self._cache_enabled = False

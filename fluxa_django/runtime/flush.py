@@ -429,16 +429,15 @@ def delete_statement(provider: ProviderBase[Any], ids: list[Any]) -> tuple[str, 
 
 
 def insert_statements(
-    provider: ProviderBase[Any], rows: list[list[Any]]
+    insert_sql: str, row_sql: str, rows: list[list[Any]]
 ) -> Iterator[tuple[str, list[Any]]]:
-    """The multi-row INSERTs of a table in the bound (``%s``) form."""
-    if not rows:
-        return
+    """The multi-row INSERTs of ``rows`` in the bound (``%s``) form, chunked as a flush
+    writes them (``insert_sql``: ``INSERT INTO ... VALUES ``, ``row_sql``: ``(%s,...)``)."""
     for start, end in _statements(rows, None):
         args: list[Any] = []
         for row in rows[start:end]:
             args.extend(row)
-        yield provider.insert_sql + ",".join([provider.insert_row_sql] * (end - start)), args
+        yield insert_sql + ",".join([row_sql] * (end - start)), args
 
 
 def _finish(ctx: Context, tables: dict[str, TablePlan]) -> list[Callable[[], None]]:

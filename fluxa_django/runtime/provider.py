@@ -36,15 +36,11 @@ UpdateHook = Callable[[Context, Any, dict[str, Any]], None]
 _IMPORTED: dict[str, list[ProviderBase[Any]]] = {}
 
 
-def imported_provider(entity: str, table: str, stamp: str | None) -> ProviderBase[Any] | None:
-    """The imported provider of ``entity`` on ``table`` (with ``stamp``: of that
-    definition; the newest when a module was imported again), or ``None`` when no
+def imported_provider(entity: str, table: str, stamp: str) -> ProviderBase[Any] | None:
+    """The imported provider of ``entity`` on ``table`` generated from the definition
+    with ``stamp`` (the newest when a module was imported again), or ``None`` when no
     generated module holding it was imported."""
-    found = [
-        p
-        for p in _IMPORTED.get(entity, [])
-        if p.table == table and (stamp is None or p.schema_stamp == stamp)
-    ]
+    found = [p for p in _IMPORTED.get(entity, []) if p.table == table and p.schema_stamp == stamp]
     return found[-1] if found else None
 
 

@@ -338,12 +338,16 @@ class SearchIndex:
             ctx, "redis", self.redis.code, operation, text, lambda: self._command(*args)
         )
 
+    @staticmethod
+    def _missing_index(exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return isinstance(exc, redis.ResponseError) and (
+            "no such index" in text or "unknown index" in text
+        )
+
     def _failed(self, exc: BaseException) -> PoolError:
         """A search error as the error the caller gets."""
-        text = str(exc).lower()
-        if isinstance(exc, redis.ResponseError) and (
-            "no such index" in text or "unknown index" in text
-        ):
+        if self._missing_index(exc):
             return PoolError(
                 f"{self.entity}: its Redis Search index does not exist on redis pool "
                 f"{self.redis.code!r}: run `manage.py fluxa_migrate`",
@@ -355,9 +359,8 @@ class SearchIndex:
         """A query RediSearch refused, as the caller's error: the index is missing, was
         built from another definition (``fluxa_migrate`` not run since the code changed),
         or the query itself is wrong (a ``raw()`` fragment)."""
-        failed = self._failed(exc)
-        if "does not exist" in str(failed):
-            return failed
+        if self._missing_index(exc):
+            return self._failed(exc)
         with contextlib.suppress(redis.RedisError, OSError):
             current = self.current()
             if current is not None and not current.startswith(f"{self.base}i:{self.version}:"):
