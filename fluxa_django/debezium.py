@@ -676,13 +676,7 @@ class DebeziumConsumer:
 
     def commit(self, events: Iterable[DebeziumEvent] | None = None) -> dict[tuple[str, int], int]:
         """Commit everything polled (``None``) or up to and including ``events``."""
-        if events is None:
-            return self.consumer.commit()
-        offsets: dict[tuple[str, int], int] = {}
-        for event in events:
-            key = (event.topic, event.partition)
-            offsets[key] = max(offsets.get(key, 0), event.offset + 1)
-        return self.consumer.commit(offsets=offsets) if offsets else {}
+        return self.consumer.commit(events)
 
     def stop(self) -> None:
         self.consumer.stop()

@@ -684,3 +684,24 @@ def test_fork_child_gets_its_own_producer(engine: Engine, names: dict[str, list[
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pool.produce_sync(topic, "parent again").offset == 2
+
+
+def test_a_session_timeout_given_as_config_sets_the_join_wait(
+    names: dict[str, list[str]],
+) -> None:
+    """``config={"session.timeout.ms": ...}`` (as ``fluxa_consume_async
+    --session-timeout-ms`` passes it) counts like the group's own session timeout:
+    ``records(idle_timeout)`` waits for a join that long, not librdkafka's 45 s."""
+    _, group, engine = group_engine(names)
+    try:
+        pool = engine.kafka("events")
+        pool.groups[group].session_timeout_ms = 0  # the group itself says nothing
+        with pool.consumer_group(group, config={"session.timeout.ms": 6000}) as consumer:
+            assert consumer._session_timeout == 6.0
+            started = time.monotonic()
+            assert list(consumer.records(idle_timeout=0.5)) == []
+            assert time.monotonic() - started < 6.0 + 0.5 + 5.0
+        with pool.consumer_group(group) as consumer:
+            assert consumer._session_timeout == 45.0
+    finally:
+        engine.close()

@@ -151,7 +151,7 @@ class ClickhousePool:
     def connect(self) -> None:
         try:
             self.query_row("SELECT 1")
-        except FluxaPoolOrQueryError as exc:
+        except (PoolError, OperationalError) as exc:
             raise PoolError(
                 f"clickhouse pool {self.code!r} ({self.describe}): cannot connect: {exc}",
                 pool=self.code,
@@ -168,7 +168,7 @@ class ClickhousePool:
     def _insert(self, target: str, names: list[str], rows: list[list[Any]]) -> int:
         raise NotImplementedError
 
-    def _failed(self, sql: str, exc: BaseException) -> OperationalError:
+    def _failed(self, exc: BaseException) -> OperationalError:
         code = int(getattr(exc, "code", 0) or 0)
         if not code and (found := re.search(r"Code: (\d+)", str(exc))):
             code = int(found.group(1))
@@ -198,9 +198,6 @@ class ClickhousePool:
                     sink.error("clickhouse", self.code)
             if ctx is not None and ctx._loggers:
                 ctx._log("clickhouse", self.code, operation, shown, started, error)
-
-
-FluxaPoolOrQueryError = (PoolError, OperationalError)
 
 
 # -- a server, through clickhouse-driver ------------------------------------------------
@@ -264,7 +261,7 @@ class ClickhouseServerPool(ClickhousePool):
         except ch_errors.Error as exc:
             self.breaker.ok()
             self._idle.put(client)
-            raise self._failed("", exc) from exc
+            raise self._failed(exc) from exc
         else:
             self.breaker.ok()
             if self._idle.qsize() < max(self.options.max_idle_connections, 4):
@@ -506,7 +503,7 @@ class ChdbPool(ClickhousePool):
                     return None
                 raw = conn.query(sql, "JSONCompactEachRowWithNamesAndTypes", params=bound)
             except Exception as exc:
-                raise self._failed(sql, exc) from exc
+                raise self._failed(exc) from exc
         text = raw.bytes().decode("utf-8", "replace") if hasattr(raw, "bytes") else str(raw)
         lines = text.splitlines()
         if len(lines) < 2:
@@ -530,4 +527,4 @@ class ChdbPool(ClickhousePool):
                 inserter.append(body)
                 return int(inserter.finish().rows_written)
             except Exception as exc:
-                raise self._failed(sql, exc) from exc
+                raise self._failed(exc) from exc

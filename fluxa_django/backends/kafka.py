@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import (
     Consumer,
@@ -88,6 +88,17 @@ _CONSUMER_FATAL = {
 Value = bytes | bytearray | memoryview | str
 Headers = Mapping[str, Value | None] | Sequence[tuple[str, Value | None]]
 TopicPartitionKey = tuple[str, int]
+
+
+class Positioned(Protocol):
+    """What ``commit`` needs of a record (a ``KafkaRecord``, a Debezium event...)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,11 @@ def producer_config(options: KafkaPoolOptions) -> dict[str, Any]:
     return conf
 
 
+def heartbeat_ms(session_timeout_ms: int) -> int:
+    """The heartbeat of a session: a third of it, at most 3 s."""
+    return max(1, min(3000, session_timeout_ms // 3))
+
+
 def group_config(group: KafkaConsumerGroup) -> dict[str, Any]:
     """A consumer group's settings (on top of ``client_config``).
 
@@ -219,7 +235,7 @@ def group_config(group: KafkaConsumerGroup) -> dict[str, Any]:
         conf["auto.commit.interval.ms"] = group.auto_commit_interval_ms
     if group.session_timeout_ms:
         conf["session.timeout.ms"] = group.session_timeout_ms
-        conf["heartbeat.interval.ms"] = max(1, min(3000, group.session_timeout_ms // 3))
+        conf["heartbeat.interval.ms"] = heartbeat_ms(group.session_timeout_ms)
     if group.rebalance_timeout_ms:
         conf["max.poll.interval.ms"] = group.rebalance_timeout_ms
     if group.fetch_max_bytes:
@@ -347,9 +363,9 @@ class KafkaPool:
             self.admin().list_topics(timeout=self.options.connect_timeout)
         except KafkaException as exc:
             waited = time.monotonic() - started
-            reason = scrub(f"cannot connect: {_describe(exc)}", self.options.sasl_password)
+            reason = scrub(f"cannot connect: {describe_error(exc)}", self.options.sasl_password)
             self.breaker.failed(reason, waited, self.options.connect_timeout)
-            raise self._error(f"cannot connect: {_describe(exc)}") from None
+            raise self._error(f"cannot connect: {describe_error(exc)}") from None
         self.breaker.ok()
 
     # -- producing -----------------------------------------------------------------
@@ -463,7 +479,7 @@ class KafkaPool:
                     ) from None
                 time.sleep(0.01)
             except KafkaException as exc:
-                raise self._error(f"produce to {topic!r}: {_describe(exc)}") from None
+                raise self._error(f"produce to {topic!r}: {describe_error(exc)}") from None
 
     def produce_sync(
         self,
@@ -696,7 +712,8 @@ def _shown(operation: str, topic: str, key: Value | None, value: Value | None) -
     return f"{operation} {topic} (key {key_size} B, value {value_size} B)"
 
 
-def _describe(exc: KafkaException) -> str:
+def describe_error(exc: KafkaException) -> str:
+    """A librdkafka error as text (its own message when it carries a ``KafkaError``)."""
     err = exc.args[0] if exc.args else None
     if isinstance(err, KafkaError):
         return str(err.str())
@@ -727,7 +744,6 @@ class KafkaGroupConsumer:
         self.pool = pool
         self.name = group.name
         self.topics = tuple(group.topic_names)
-        self._session_timeout = (group.session_timeout_ms or 45_000) / 1000  # librdkafka's default
         self._ctx = ctx
         self._on_assign = on_assign
         self._on_revoke = on_revoke
@@ -739,11 +755,15 @@ class KafkaGroupConsumer:
         conf = pool.client_config()
         conf.update(group_config(group))
         conf.update(config)
+        if "session.timeout.ms" in config and "heartbeat.interval.ms" not in config:
+            conf["heartbeat.interval.ms"] = heartbeat_ms(int(config["session.timeout.ms"]))
+        # (what a join may wait: the session; librdkafka's default is 45 s)
+        self._session_timeout = int(conf.get("session.timeout.ms", 45_000)) / 1000
         conf["error_cb"] = self._on_error
         try:
             self._consumer = Consumer(conf)
         except KafkaException as exc:
-            text = f"kafka consumer group {self.name!r} (pool {pool.code!r}): {_describe(exc)}"
+            text = f"kafka consumer group {self.name!r} (pool {pool.code!r}): {describe_error(exc)}"
             raise ConfigError(scrub(text, pool.options.sasl_password)) from None
         self._consumer.subscribe(
             list(self.topics), on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke
@@ -812,7 +832,7 @@ class KafkaGroupConsumer:
             if first is not None and max_records > 1:
                 messages.extend(self._consumer.consume(max_records - 1, 0))
         except KafkaException as exc:
-            raise self._error(_describe(exc)) from None
+            raise self._error(describe_error(exc)) from None
         records: list[KafkaRecord] = []
         for msg in messages:
             err = msg.error()
@@ -881,7 +901,7 @@ class KafkaGroupConsumer:
 
     def commit(
         self,
-        records: Iterable[KafkaRecord] | None = None,
+        records: Iterable[Positioned] | None = None,
         *,
         offsets: Mapping[TopicPartitionKey, int] | None = None,
     ) -> dict[TopicPartitionKey, int]:
@@ -922,7 +942,7 @@ class KafkaGroupConsumer:
                     + ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in failed)
                 )
         except KafkaException as exc:
-            error = self._error(f"commit failed: {_describe(exc)}")
+            error = self._error(f"commit failed: {describe_error(exc)}")
             self.pool._observe(self._ctx, "commit", shown, started, clock, error)
             raise error from None
         except PoolError as error:
@@ -946,7 +966,7 @@ class KafkaGroupConsumer:
                 parts, timeout=self.pool.options.request_timeout if timeout is None else timeout
             )
         except KafkaException as exc:
-            raise self._error(f"committed offsets: {_describe(exc)}") from None
+            raise self._error(f"committed offsets: {describe_error(exc)}") from None
         return {_tp(tp): (None if tp.offset < 0 else int(tp.offset)) for tp in found}
 
     def lag(self) -> dict[TopicPartitionKey, int]:
@@ -959,7 +979,9 @@ class KafkaGroupConsumer:
                     TopicPartition(*key), timeout=timeout, cached=False
                 )
             except KafkaException as exc:
-                raise self._error(f"watermarks of {key[0]}[{key[1]}]: {_describe(exc)}") from None
+                raise self._error(
+                    f"watermarks of {key[0]}[{key[1]}]: {describe_error(exc)}"
+                ) from None
             out[key] = max(0, int(high) - (int(low) if offset is None else offset))
         return out
 
@@ -972,7 +994,9 @@ class KafkaGroupConsumer:
         try:
             self._consumer.seek(TopicPartition(topic, partition, offset))
         except KafkaException as exc:
-            raise self._error(f"seek {topic}[{partition}] to {offset}: {_describe(exc)}") from None
+            raise self._error(
+                f"seek {topic}[{partition}] to {offset}: {describe_error(exc)}"
+            ) from None
         key = (topic, partition)
         if key in self._pending:
             self._pending[key] = offset

@@ -731,7 +731,6 @@ class _SwitchWatcher:
         self.master = master
         self._kwargs = dict(pool.sentinel_manager.sentinel_kwargs)  # type: ignore[union-attr]
         self._stop = threading.Event()
-        self.switches = 0  # announcements of this pool's master followed
 
     def start(self) -> None:
         for node in self.nodes:
@@ -785,7 +784,6 @@ class _SwitchWatcher:
             node[1],
             *address,
         )
-        self.switches += 1
         pool.follow(address, node)
 
 

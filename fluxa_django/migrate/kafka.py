@@ -40,6 +40,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
+from fluxa_django.backends.kafka import describe_error
 from fluxa_django.errors import PoolError
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def plan_kafka(engine: Engine, pools: Iterable[str] | None = None) -> KafkaPlan:
         try:
             metadata = admin.list_topics(timeout=timeout)
         except KafkaException as exc:
-            raise pool._error(f"cannot read the topics: {_text(exc)}") from None
+            raise pool._error(f"cannot read the topics: {describe_error(exc)}") from None
         live = {name: t for name, t in metadata.topics.items() if t.error is None}
         if mine:
             plan.changes.extend(_topic_changes(pool, admin, mine, live))
@@ -216,7 +217,9 @@ def _describe_configs(
         try:
             out[resource.name] = future.result(pool.options.request_timeout + 1)
         except KafkaException as exc:
-            raise pool._error(f"cannot read the configs of {resource.name}: {_text(exc)}") from None
+            raise pool._error(
+                f"cannot read the configs of {resource.name}: {describe_error(exc)}"
+            ) from None
     return out
 
 
@@ -299,7 +302,7 @@ def _more_partitions(
         if isinstance(err, KafkaError) and err.code() == KafkaError._UNSUPPORTED_FEATURE:
             reason = "the broker does not support adding partitions (CreatePartitions)"
         else:
-            reason = f"the broker refuses: {_text(exc)}"
+            reason = f"the broker refuses: {describe_error(exc)}"
         return KafkaChange(pool.code, "held_back", topic.name, description, reason=reason)
     return KafkaChange(
         pool.code,
@@ -335,7 +338,7 @@ def _unowned_groups(pool: KafkaPool, admin: AdminClient, owned: set[str]) -> lis
     try:
         listed = admin.list_consumer_groups(request_timeout=timeout).result(timeout + 1)
     except KafkaException as exc:
-        raise pool._error(f"cannot list the consumer groups: {_text(exc)}") from None
+        raise pool._error(f"cannot list the consumer groups: {describe_error(exc)}") from None
     names = sorted(
         g.group_id
         for g in listed.valid
@@ -350,7 +353,9 @@ def _unowned_groups(pool: KafkaPool, admin: AdminClient, owned: set[str]) -> lis
         try:
             description = future.result(timeout + 1)
         except KafkaException as exc:
-            raise pool._error(f"cannot describe consumer group {name}: {_text(exc)}") from None
+            raise pool._error(
+                f"cannot describe consumer group {name}: {describe_error(exc)}"
+            ) from None
         states[name] = description.state
     changes = []
     for name in names:
@@ -397,7 +402,7 @@ def apply_kafka(
         try:
             _apply(pool, admin, change)
         except KafkaException as exc:
-            raise pool._error(f"{change.description}: {_text(exc)}") from None
+            raise pool._error(f"{change.description}: {describe_error(exc)}") from None
     return len(todo)
 
 
@@ -473,8 +478,3 @@ def _ready(admin: AdminClient, topic: str, partitions: int, timeout: float) -> N
 def _wait(futures: dict[Any, Any], timeout: float) -> None:
     for future in futures.values():
         future.result(timeout + 1)
-
-
-def _text(exc: KafkaException) -> str:
-    err = exc.args[0] if exc.args else None
-    return str(err.str()) if isinstance(err, KafkaError) else str(exc)

@@ -61,8 +61,7 @@ class Command(BaseCommand):
             raise CommandError("--batch must be at least 1")
         config: dict[str, Any] = {}
         if options["session_timeout_ms"]:
-            config["session.timeout.ms"] = options["session_timeout_ms"]
-            config["heartbeat.interval.ms"] = max(1, min(3000, options["session_timeout_ms"] // 3))
+            config["session.timeout.ms"] = options["session_timeout_ms"]  # (and its heartbeat)
         self._interval = float(options["progress_interval"])
         try:
             engine = get_engine()
