@@ -115,10 +115,12 @@ def _cache_keys(ctx: Context, tables: dict[str, TablePlan]) -> list[FlushKeys]:
 
 
 # Per searchable table: its index and the documents to write ((id, fields | None: delete)).
-# Documents of updated rows come apart (from the entities' rows; a flush reads them back
-# inside its transaction, see _claim), with the position of the soft-delete flag.
+# Updated rows come apart, as (id, the entity's new row, soft-deleted): a flush reads them
+# back inside its transaction (see _claim) and only flush_async makes their documents from
+# the entities' rows; with the position of the soft-delete flag.
 Docs = list[tuple[int, list[str] | None]]
-SearchWork = list[tuple[SearchIndex, Docs, Docs, int | None]]
+Updated = list[tuple[int, Sequence[Any], bool]]
+SearchWork = list[tuple[SearchIndex, Docs, Updated, int | None]]
 # The same after the counters were taken: (id, counter value, fields | None).
 Claimed = list[tuple[SearchIndex, list[tuple[int, str, list[str] | None]]]]
 
@@ -141,14 +143,13 @@ def _search_work(ctx: Context, tables: dict[str, TablePlan]) -> SearchWork:
             provider.search_positions,
         )
         docs: Docs = []
-        updated: Docs = []
+        updated: Updated = []
         for _, row in table.inserts:
             if fd is None or not row[fd]:  # a row inserted soft-deleted is never indexed
                 docs.append((row[0], document(spec, row)))
         for _, row, changed, soft in table.updates:
             if (fd is not None and (soft or fd in changed)) or not positions.isdisjoint(changed):
-                hidden = fd is not None and bool(row[fd])  # soft-deleted: no document
-                updated.append((row[0], None if hidden else document(spec, row)))
+                updated.append((row[0], row, fd is not None and bool(row[fd])))
         for entity in table.deletes:
             docs.append((entity._row[0], None))
         if docs or updated:
@@ -195,11 +196,15 @@ def _claim(work: SearchWork | None, transaction: tuple[Context, Any, str] | None
     counters. Without a transaction (flush_async) the entities' rows are used."""
     claimed: Claimed = []
     for index, written, updated, fd in work or ():
-        docs = written + updated
         if updated and transaction is not None:
             ctx, conn, pool = transaction
-            ids = [id_ for id_, _ in updated]
+            ids = [id_ for id_, _, _ in updated]
             docs = written + _read_back(ctx, conn, pool, index, ids, fd)
+        else:  # soft-deleted: no document
+            spec = index.spec
+            docs = written + [
+                (i, None if hidden else document(spec, r)) for i, r, hidden in updated
+            ]
         seen = index.claim(id_ for id_, _ in docs)
         claimed.append((index, [(id_, seen[id_], fields) for id_, fields in docs]))
     return claimed
