@@ -140,8 +140,20 @@ class Tansu:
             process.wait(10)
 
     def pause(self) -> None:
+        """SIGSTOP, returning once every thread of the broker is stopped (the signal is
+        delivered asynchronously: a thread still running could answer one more request)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.process.pid}/task")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            states = [
+                (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks.iterdir()
+            ]
+            if all(state in ("T", "t") for state in states):
+                return
+            time.sleep(0.01)
+        raise AssertionError("the broker did not stop")
 
     def resume(self) -> None:
         assert self.process is not None
